@@ -1,0 +1,241 @@
+"""CLIP: configuration, named presets, and the two-tower module.
+
+`CLIP` nests `img` (VisionTransformer) and `txt` (TextTransformer) and owns the
+scalar `logit_scale` (stored as a log, like OpenAI / transformers).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Mapping
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from sgvu.models import layers
+from sgvu.models.text import TextTransformer
+from sgvu.models.vit import VisionTransformer
+
+# Compute dtypes by name (params always stay float32).
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16,
+          "float16": jnp.float16}
+TEXT_POOLS = ("eos", "argmax")
+
+
+@dataclasses.dataclass(frozen=True)
+class VisionConfig:
+  image_size: int
+  patch_size: int
+  width: int
+  layers: int
+  heads: int
+  mlp_dim: int
+
+  @property
+  def num_patches(self) -> int:
+    return (self.image_size // self.patch_size) ** 2
+
+
+@dataclasses.dataclass(frozen=True)
+class TextConfig:
+  vocab_size: int
+  context_length: int
+  width: int
+  layers: int
+  heads: int
+  mlp_dim: int
+  eos_token_id: int
+  # 'eos': pool at the first eos_token_id of each row; 'argmax': at the
+  # highest id (legacy OpenAI rule, which transformers applies when a
+  # checkpoint's eos_token_id == 2).
+  pool: str = "eos"
+
+
+@dataclasses.dataclass(frozen=True)
+class CLIPConfig:
+  vision: VisionConfig
+  text: TextConfig
+  embed_dim: int
+  layer_norm_eps: float = 1e-5
+  activation: str = "quick_gelu"
+  remat: bool = False
+  dtype: str = "float32"  # compute dtype of activations
+
+  def __post_init__(self):
+    v, t = self.vision, self.text
+    problems = []
+    if v.image_size % v.patch_size:
+      problems.append(f"vision.image_size {v.image_size} is not a multiple "
+                      f"of vision.patch_size {v.patch_size}")
+    for tower, cfg in (("vision", v), ("text", t)):
+      if cfg.width % cfg.heads:
+        problems.append(f"{tower}.width {cfg.width} is not divisible by "
+                        f"{tower}.heads {cfg.heads}")
+    if t.pool not in TEXT_POOLS:
+      problems.append(f"text.pool {t.pool!r} not in {TEXT_POOLS}")
+    if not 0 <= t.eos_token_id < t.vocab_size:
+      problems.append(f"text.eos_token_id {t.eos_token_id} outside the "
+                      f"vocabulary [0, {t.vocab_size})")
+    if self.dtype not in DTYPES:
+      problems.append(f"dtype {self.dtype!r}; valid: {sorted(DTYPES)}")
+    if self.activation not in layers.ACTIVATIONS:
+      problems.append(f"activation {self.activation!r}; valid: "
+                      f"{sorted(layers.ACTIVATIONS)}")
+    if problems:
+      raise ValueError("Invalid CLIPConfig: " + "; ".join(problems))
+
+  @property
+  def compute_dtype(self):
+    return DTYPES[self.dtype]
+
+  def replace(self, **changes) -> "CLIPConfig":
+    return dataclasses.replace(self, **changes)
+
+  def to_dict(self) -> dict[str, Any]:
+    return dataclasses.asdict(self)
+
+  @classmethod
+  def from_dict(cls, d: Mapping[str, Any]) -> "CLIPConfig":
+    d = dict(d)
+    vision = _build(VisionConfig, d.pop("vision", None), "vision")
+    text = _build(TextConfig, d.pop("text", None), "text")
+    return _build(cls, dict(d, vision=vision, text=text), "CLIPConfig")
+
+  @classmethod
+  def from_hf(cls, hf: Mapping[str, Any]) -> "CLIPConfig":
+    """From a transformers CLIPModel config.json (as a dict)."""
+    try:
+      hv, ht = hf["vision_config"], hf["text_config"]
+    except KeyError as e:
+      raise ValueError(f"CLIP config.json lacks {e.args[0]!r} (keys: "
+                       f"{sorted(hf)}); is it a CLIPModel config?") from None
+
+    def get(sub, name, key, default=None):
+      if key in sub:
+        return sub[key]
+      if default is None:
+        raise ValueError(f"CLIP config.json: {name}.{key} is missing")
+      return default
+
+    acts = {get(hv, "vision_config", "hidden_act", "quick_gelu"),
+            get(ht, "text_config", "hidden_act", "quick_gelu")}
+    if len(acts) != 1:
+      raise ValueError(f"CLIP config.json: towers use different hidden_act "
+                       f"{sorted(acts)}; sgvu supports one for both")
+    epss = {get(hv, "vision_config", "layer_norm_eps", 1e-5),
+            get(ht, "text_config", "layer_norm_eps", 1e-5)}
+    if len(epss) != 1:
+      raise ValueError(f"CLIP config.json: towers use different "
+                       f"layer_norm_eps {sorted(epss)}")
+    eos = int(get(ht, "text_config", "eos_token_id", 2))
+    vision = VisionConfig(
+        image_size=int(get(hv, "vision_config", "image_size")),
+        patch_size=int(get(hv, "vision_config", "patch_size")),
+        width=int(get(hv, "vision_config", "hidden_size")),
+        layers=int(get(hv, "vision_config", "num_hidden_layers")),
+        heads=int(get(hv, "vision_config", "num_attention_heads")),
+        mlp_dim=int(get(hv, "vision_config", "intermediate_size")))
+    text = TextConfig(
+        vocab_size=int(get(ht, "text_config", "vocab_size")),
+        context_length=int(get(ht, "text_config", "max_position_embeddings")),
+        width=int(get(ht, "text_config", "hidden_size")),
+        layers=int(get(ht, "text_config", "num_hidden_layers")),
+        heads=int(get(ht, "text_config", "num_attention_heads")),
+        mlp_dim=int(get(ht, "text_config", "intermediate_size")),
+        eos_token_id=eos,
+        pool="argmax" if eos == 2 else "eos")
+    return cls(vision=vision, text=text,
+               embed_dim=int(hf.get("projection_dim", 512)),
+               layer_norm_eps=float(epss.pop()), activation=acts.pop())
+
+
+def _build(cls, d, where: str):
+  if not isinstance(d, Mapping):
+    raise ValueError(f"{where}: expected a mapping, got {type(d).__name__}")
+  fields = {f.name for f in dataclasses.fields(cls)}
+  unknown = sorted(set(d) - fields)
+  if unknown:
+    raise ValueError(f"{where}: unknown keys {unknown}; valid: {sorted(fields)}")
+  try:
+    return cls(**d)
+  except TypeError as e:
+    raise ValueError(f"{where}: {e}") from None
+
+
+def _openai(image_size, patch, v_width, v_layers, v_heads, t_width, t_heads,
+            embed_dim) -> CLIPConfig:
+  return CLIPConfig(
+      vision=VisionConfig(image_size, patch, v_width, v_layers, v_heads,
+                          4 * v_width),
+      text=TextConfig(vocab_size=49408, context_length=77, width=t_width,
+                      layers=12, heads=t_heads, mlp_dim=4 * t_width,
+                      eos_token_id=49407),
+      embed_dim=embed_dim)
+
+
+MODEL_PRESETS: dict[str, CLIPConfig] = {
+    # Tests only. eos 2 matches sgvu.tokenizers.WordTokenizer.
+    "tiny": CLIPConfig(
+        vision=VisionConfig(image_size=32, patch_size=8, width=32, layers=2,
+                            heads=2, mlp_dim=64),
+        text=TextConfig(vocab_size=100, context_length=16, width=32, layers=2,
+                        heads=2, mlp_dim=64, eos_token_id=2),
+        embed_dim=24),
+    # The embedded SynthSketch world on a 2-core CPU (not tuned yet).
+    "synth-s": CLIPConfig(
+        vision=VisionConfig(image_size=64, patch_size=8, width=192, layers=6,
+                            heads=3, mlp_dim=768),
+        text=TextConfig(vocab_size=1024, context_length=24, width=128,
+                        layers=4, heads=2, mlp_dim=512, eos_token_id=2),
+        embed_dim=128),
+    "B/32": _openai(224, 32, 768, 12, 12, 512, 8, 512),
+    "B/16": _openai(224, 16, 768, 12, 12, 512, 8, 512),
+    "L/14": _openai(224, 14, 1024, 24, 16, 768, 12, 768),
+}
+
+
+def get_preset(name: str, **overrides) -> CLIPConfig:
+  """A named preset, optionally with top-level fields replaced."""
+  if name not in MODEL_PRESETS:
+    raise ValueError(
+        f"Unknown CLIP preset {name!r}; valid: {sorted(MODEL_PRESETS)}")
+  return MODEL_PRESETS[name].replace(**overrides)
+
+
+class CLIP(nn.Module):
+  """Image and text towers with a shared embedding space."""
+  config: CLIPConfig
+
+  def setup(self):
+    self.img = VisionTransformer(self.config, name="img")
+    self.txt = TextTransformer(self.config, name="txt")
+    self.logit_scale = self.param(
+        "logit_scale",
+        layers.param_with_axes(nn.initializers.constant(math.log(1 / 0.07)),
+                               ()),
+        ())
+
+  def encode_image(self, images: jax.Array, **kwargs):
+    """[B, H, W, 3] normalised images -> [B, E] unnormalised embeddings.
+
+    kwargs go to VisionTransformer (prompts, deep_prompts, return_tokens).
+    """
+    return self.img(images, **kwargs)
+
+  def encode_text(self, tokens: jax.Array, **kwargs):
+    """int32 [B, L] tokens -> [B, E] unnormalised embeddings.
+
+    kwargs go to TextTransformer (input_embeds, return_tokens).
+    """
+    return self.txt(tokens, **kwargs)
+
+  def __call__(self, images: jax.Array, tokens: jax.Array):
+    """Returns (img_emb, txt_emb, exp(logit_scale)); embeddings unnormalised.
+
+    The third value is the multiplicative temperature (like open_clip's
+    forward), not the stored log.
+    """
+    return (self.encode_image(images), self.encode_text(tokens),
+            jnp.exp(self.logit_scale))

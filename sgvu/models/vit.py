@@ -1,0 +1,119 @@
+"""CLIP image tower (ViT) with optional shallow and deep visual prompts."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from sgvu.models import layers
+from sgvu.models.layers import constrain, param_with_axes
+
+if TYPE_CHECKING:
+  from sgvu.models.clip import CLIPConfig
+
+
+def _batched_prompts(prompts: jax.Array, batch: int, what: str) -> jax.Array:
+  """[P, D] or [B, P, D] -> [B, P, D]."""
+  if prompts.ndim == 2:
+    return jnp.broadcast_to(prompts[None], (batch,) + prompts.shape)
+  if prompts.ndim == 3 and prompts.shape[0] == batch:
+    return prompts
+  raise ValueError(f"{what} must be [P, D] or [B={batch}, P, D]; "
+                   f"got shape {prompts.shape}")
+
+
+class VisionTransformer(nn.Module):
+  """OpenAI-CLIP ViT: conv patches (no bias), CLS, positions, ln_pre,
+  pre-LN blocks, ln_post on CLS, bias-free projection."""
+  config: CLIPConfig
+
+  @nn.compact
+  def __call__(self, images: jax.Array, *, prompts: jax.Array | None = None,
+               deep_prompts: jax.Array | None = None,
+               return_tokens: bool = False):
+    """Embeds CLIP-normalised float images [B, H, W, 3].
+
+    Args:
+      prompts: [P, D] or [B, P, D] shallow prompt tokens, appended after
+        [CLS + patches + positions] (no positions of their own), before ln_pre
+        (as in the Sketch_LVM release).
+      deep_prompts: [L, P, D] or [B, L, P, D] (VPT-deep): at the input of block
+        l the P prompt positions are replaced by deep_prompts[l]; block 0's
+        replace the shallow prompts, which may then be omitted.
+      return_tokens: also return the tokens after the last block [B, T, D]
+        (T = 1 + patches + P; before ln_post).
+
+    Returns:
+      [B, E] projected, unnormalised CLS embedding (and tokens if asked).
+    """
+    cfg, vc = self.config, self.config.vision
+    dtype = cfg.compute_dtype
+    batch = images.shape[0]
+    if images.ndim != 4 or images.shape[1:] != (vc.image_size,
+                                                vc.image_size, 3):
+      raise ValueError(
+          f"images must be [B, {vc.image_size}, {vc.image_size}, 3]; got "
+          f"{images.shape}")
+
+    x = nn.Conv(
+        vc.width, (vc.patch_size, vc.patch_size), strides=vc.patch_size,
+        padding="VALID", use_bias=False, dtype=dtype, name="patch_embed",
+        kernel_init=param_with_axes(nn.initializers.lecun_normal(),
+                                    (None, None, None, "embed")))(images)
+    x = x.reshape(batch, -1, vc.width)
+    scale = vc.width ** -0.5
+    cls = self.param("class_embedding", param_with_axes(
+        nn.initializers.normal(stddev=scale), ("embed",)), (vc.width,))
+    pos = self.param("pos_embedding", param_with_axes(
+        nn.initializers.normal(stddev=scale), (None, "embed")),
+                     (vc.num_patches + 1, vc.width))
+    cls = jnp.broadcast_to(cls.astype(x.dtype), (batch, 1, vc.width))
+    x = jnp.concatenate([cls, x], axis=1) + pos.astype(x.dtype)
+
+    num_prompts = 0
+    if deep_prompts is not None:
+      if deep_prompts.ndim == 3:
+        deep_prompts = jnp.broadcast_to(deep_prompts[None],
+                                        (batch,) + deep_prompts.shape)
+      if deep_prompts.ndim != 4 or deep_prompts.shape[0] != batch or (
+          deep_prompts.shape[1] != vc.layers) or (
+              deep_prompts.shape[3] != vc.width):
+        raise ValueError(
+            f"deep_prompts must be [L={vc.layers}, P, D={vc.width}] or "
+            f"[B={batch}, L, P, D]; got {deep_prompts.shape}")
+      num_prompts = deep_prompts.shape[2]
+    if prompts is not None:
+      prompts = _batched_prompts(prompts, batch, "prompts")
+      if prompts.shape[-1] != vc.width:
+        raise ValueError(f"prompts width {prompts.shape[-1]} != vision width "
+                         f"{vc.width}")
+      if num_prompts and prompts.shape[1] != num_prompts:
+        raise ValueError(f"prompts has {prompts.shape[1]} tokens but "
+                         f"deep_prompts has {num_prompts}")
+      num_prompts = prompts.shape[1]
+    elif num_prompts:
+      # Placeholders; block 0 overwrites them with deep_prompts[:, 0].
+      prompts = jnp.zeros((batch, num_prompts, vc.width), x.dtype)
+    if prompts is not None:
+      x = jnp.concatenate([x, prompts.astype(x.dtype)], axis=1)
+
+    x = layers.layer_norm(cfg.layer_norm_eps, dtype, "ln_pre")(x)
+    block = layers.block_class(cfg.remat)
+    for i in range(vc.layers):
+      if deep_prompts is not None:
+        x = x.at[:, -num_prompts:].set(deep_prompts[:, i].astype(x.dtype))
+      x = block(vc.heads, vc.mlp_dim, causal=False, activation=cfg.activation,
+                layer_norm_eps=cfg.layer_norm_eps, dtype=dtype,
+                name=f"block_{i}")(x)
+    tokens = constrain(x, ("batch", "length", "embed"))
+
+    pooled = layers.layer_norm(cfg.layer_norm_eps, dtype, "ln_post")(
+        tokens[:, 0])
+    proj = self.param("proj", param_with_axes(
+        nn.initializers.normal(stddev=scale), ("embed", "joint")),
+                      (vc.width, cfg.embed_dim))
+    out = pooled @ proj.astype(pooled.dtype)
+    return (out, tokens) if return_tokens else out

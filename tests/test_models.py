@@ -1,0 +1,225 @@
+"""Shape and behaviour tests of the Flax CLIP (tiny preset)."""
+
+import json
+import math
+
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from sgvu.models import (CLIP, CLIPConfig, MODEL_PRESETS, TextTransformer,
+                         VisionTransformer, get_preset)
+
+CFG = get_preset("tiny")
+B, P = 3, 4
+NUM_TOKENS = 1 + CFG.vision.num_patches
+D = CFG.vision.width
+PARAM_NAMES = {"embed", "mlp", "heads", "kv", "vocab", "joint", "patch", None}
+
+
+def _images(seed=0, batch=B):
+  return jax.random.normal(jax.random.key(seed), (batch, 32, 32, 3))
+
+
+def _tokens():
+  # rows: BOS w w EOT pad..., BOS EOT pad..., a full row ending in EOT
+  return jnp.array([[1, 5, 6, 2, 0, 0, 0, 0],
+                    [1, 2, 0, 0, 0, 0, 0, 0],
+                    [1, 7, 8, 9, 10, 11, 12, 2]], jnp.int32)
+
+
+@pytest.fixture(scope="module")
+def clip_and_params():
+  model = CLIP(CFG)
+  variables = model.init(jax.random.key(0), _images(), _tokens())
+  return model, variables
+
+
+def test_clip_call_shapes_and_logit_scale(clip_and_params):
+  model, variables = clip_and_params
+  img, txt, scale = model.apply(variables, _images(), _tokens())
+  chex.assert_shape(img, (B, CFG.embed_dim))
+  chex.assert_shape(txt, (B, CFG.embed_dim))
+  chex.assert_shape(scale, ())
+  chex.assert_trees_all_close(scale, 1 / 0.07, rtol=1e-5)
+  chex.assert_tree_all_finite((img, txt))
+  raw = nn.unbox(variables)["params"]["logit_scale"]
+  chex.assert_trees_all_close(raw, math.log(1 / 0.07), rtol=1e-6)
+
+
+def test_every_param_has_valid_logical_names(clip_and_params):
+  _, variables = clip_and_params
+  leaves = jax.tree.leaves(
+      variables, is_leaf=lambda x: isinstance(x, nn.LogicallyPartitioned))
+  assert leaves
+  for leaf in leaves:
+    assert isinstance(leaf, nn.LogicallyPartitioned), type(leaf)
+    assert len(leaf.names) == leaf.value.ndim, leaf.names
+    assert set(leaf.names) <= PARAM_NAMES, leaf.names
+  specs = nn.get_partition_spec(variables)
+  assert specs["params"]["img"]["proj"] == jax.sharding.PartitionSpec(
+      "embed", "joint")
+
+
+def test_image_tokens_and_submodule_match(clip_and_params):
+  model, variables = clip_and_params
+  emb, tokens = model.apply(variables, _images(), return_tokens=True,
+                            method=CLIP.encode_image)
+  chex.assert_shape(emb, (B, CFG.embed_dim))
+  chex.assert_shape(tokens, (B, NUM_TOKENS, D))
+  direct = VisionTransformer(CFG).apply(
+      {"params": variables["params"]["img"]}, _images())
+  chex.assert_trees_all_close(direct, emb, atol=1e-6)
+
+
+def test_shallow_prompts_shared_and_batched(clip_and_params):
+  model, variables = clip_and_params
+  enc = lambda **kw: model.apply(variables, _images(), method=CLIP.encode_image,
+                                 **kw)
+  prompts = jax.random.normal(jax.random.key(1), (P, D))
+  emb, tokens = enc(prompts=prompts, return_tokens=True)
+  chex.assert_shape(tokens, (B, NUM_TOKENS + P, D))
+  assert not np.allclose(emb, enc(), atol=1e-4), "prompts had no effect"
+  # Batched prompts: row i equals the shared-prompt run with prompts[i].
+  batched = jax.random.normal(jax.random.key(2), (B, P, D))
+  emb_b = enc(prompts=batched)
+  chex.assert_shape(emb_b, (B, CFG.embed_dim))
+  for i in range(B):
+    chex.assert_trees_all_close(emb_b[i], enc(prompts=batched[i])[i],
+                                atol=1e-5)
+
+
+def test_deep_prompts(clip_and_params):
+  model, variables = clip_and_params
+  enc = lambda **kw: model.apply(variables, _images(), method=CLIP.encode_image,
+                                 **kw)
+  deep = jax.random.normal(jax.random.key(3), (CFG.vision.layers, P, D))
+  emb_deep, tokens = enc(deep_prompts=deep, return_tokens=True)
+  chex.assert_shape(emb_deep, (B, CFG.embed_dim))
+  chex.assert_shape(tokens, (B, NUM_TOKENS + P, D))
+  # Block 0's deep prompts replace the shallow ones, so those do not matter.
+  shallow = jax.random.normal(jax.random.key(4), (P, D))
+  chex.assert_trees_all_close(enc(prompts=shallow, deep_prompts=deep),
+                              emb_deep, atol=1e-5)
+  # Later layers' prompts do matter (a constant shift would be LayerNormed
+  # away, so perturb randomly).
+  deep2 = deep.at[1].add(jax.random.normal(jax.random.key(5), (P, D)))
+  assert not np.allclose(enc(deep_prompts=deep2), emb_deep, atol=1e-4)
+  # Batched deep prompts.
+  deep_b = jnp.broadcast_to(deep[None], (B,) + deep.shape)
+  chex.assert_trees_all_close(enc(deep_prompts=deep_b), emb_deep, atol=1e-5)
+
+
+def test_prompt_errors(clip_and_params):
+  model, variables = clip_and_params
+  enc = lambda **kw: model.apply(variables, _images(), method=CLIP.encode_image,
+                                 **kw)
+  with pytest.raises(ValueError, match="deep_prompts"):
+    enc(deep_prompts=jnp.zeros((CFG.vision.layers + 1, P, D)))
+  with pytest.raises(ValueError, match="deep_prompts has"):
+    enc(prompts=jnp.zeros((P + 1, D)),
+        deep_prompts=jnp.zeros((CFG.vision.layers, P, D)))
+  with pytest.raises(ValueError, match="prompts"):
+    enc(prompts=jnp.zeros((B + 1, P, D)))
+  with pytest.raises(ValueError, match=r"images must be \[B, 32, 32, 3\]"):
+    model.apply(variables, jnp.zeros((1, 16, 16, 3)), method=CLIP.encode_image)
+
+
+def test_text_shapes_and_padding_after_eot_is_ignored(clip_and_params):
+  model, variables = clip_and_params
+  enc = lambda toks, **kw: model.apply(variables, toks,
+                                       method=CLIP.encode_text, **kw)
+  toks = _tokens()
+  emb, tokens = enc(toks, return_tokens=True)
+  chex.assert_shape(emb, (B, CFG.embed_dim))
+  chex.assert_shape(tokens, (B, toks.shape[1], CFG.text.width))
+  # Anything after the first EOT (padding, even a second EOT) is ignored...
+  repadded = toks.at[0, 4:].set(jnp.array([2, 33, 44, 55]))
+  chex.assert_trees_all_close(enc(repadded)[0], emb[0], atol=1e-5)
+  # ...a token before it is not.
+  changed = toks.at[0, 1].set(9)
+  assert not np.allclose(enc(changed)[0], emb[0], atol=1e-4)
+  # Pooling reads row 0's output at position 3 (its EOT).
+  _, normed = enc(toks, return_tokens=True)
+  proj = nn.unbox(variables)["params"]["txt"]["proj"]
+  chex.assert_trees_all_close(normed[0, 3] @ proj, emb[0], atol=1e-5)
+
+
+def test_text_argmax_pool_and_input_embeds():
+  cfg = CFG.replace(text=CFG.text.__class__(
+      **dict(CFG.text.__dict__, pool="argmax")))
+  model = TextTransformer(cfg)
+  toks = _tokens()
+  variables = model.init(jax.random.key(0), toks)
+  emb, normed = model.apply(variables, toks, return_tokens=True)
+  proj = nn.unbox(variables)["params"]["proj"]
+  where = np.argmax(np.asarray(toks), axis=-1)  # the highest id
+  expected = normed[np.arange(B), where] @ proj
+  chex.assert_trees_all_close(emb, expected, atol=1e-5)
+  table = nn.unbox(variables)["params"]["token_embedding"]
+  via_embeds = model.apply(variables, toks, input_embeds=table[toks])
+  chex.assert_trees_all_close(via_embeds, emb, atol=1e-6)
+  with pytest.raises(ValueError, match="input_embeds"):
+    model.apply(variables, toks, input_embeds=table[toks][:, :-1])
+  with pytest.raises(ValueError, match="tokens must be"):
+    model.apply(variables, jnp.zeros((1, cfg.text.context_length + 1),
+                                     jnp.int32))
+
+
+def test_remat_and_bfloat16_agree(clip_and_params):
+  _, variables = clip_and_params
+  ref = CLIP(CFG).apply(variables, _images(), _tokens())
+  remat = CLIP(CFG.replace(remat=True))
+  out = remat.apply(variables, _images(), _tokens())
+  chex.assert_trees_all_close(out, ref, atol=1e-5)
+  # Gradients flow through the rematerialised blocks.
+  grads = jax.grad(lambda v: remat.apply(v, _images(), _tokens())[0].sum())(
+      nn.unbox(variables))
+  assert float(jnp.abs(grads["params"]["img"]["block_0"]["attn"]
+                       ["qkv_kernel"]).sum()) > 0
+  bf16 = CLIP(CFG.replace(dtype="bfloat16")).apply(variables, _images(),
+                                                   _tokens())
+  assert bf16[0].dtype == jnp.bfloat16
+  chex.assert_trees_all_close(bf16[0].astype(jnp.float32), ref[0], atol=0.1,
+                              rtol=0.1)
+
+
+def test_config_roundtrip_and_errors():
+  for name, cfg in MODEL_PRESETS.items():
+    again = CLIPConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert again == cfg, name
+  assert get_preset("B/32").vision.num_patches == 49
+  with pytest.raises(ValueError, match=r"valid: \['B/16', 'B/32'"):
+    get_preset("B/64")
+  d = CFG.to_dict()
+  d["vision"]["widht"] = 3
+  with pytest.raises(ValueError, match="vision: unknown keys \\['widht'\\]"):
+    CLIPConfig.from_dict(d)
+  with pytest.raises(ValueError, match="not divisible"):
+    CFG.replace(vision=CFG.vision.__class__(
+        **dict(CFG.vision.__dict__, heads=5)))
+  with pytest.raises(ValueError, match="dtype"):
+    CFG.replace(dtype="float8")
+
+
+def test_from_hf_config():
+  hf = {"projection_dim": 64,
+        "vision_config": {"image_size": 32, "patch_size": 8, "hidden_size": 32,
+                          "num_hidden_layers": 2, "num_attention_heads": 4,
+                          "intermediate_size": 40, "hidden_act": "quick_gelu",
+                          "layer_norm_eps": 1e-5},
+        "text_config": {"vocab_size": 99, "max_position_embeddings": 20,
+                        "hidden_size": 48, "num_hidden_layers": 3,
+                        "num_attention_heads": 4, "intermediate_size": 50,
+                        "eos_token_id": 2}}
+  cfg = CLIPConfig.from_hf(hf)
+  assert (cfg.vision.width, cfg.text.width, cfg.embed_dim) == (32, 48, 64)
+  assert cfg.text.context_length == 20 and cfg.text.pool == "argmax"
+  hf["text_config"]["eos_token_id"] = 98
+  assert CLIPConfig.from_hf(hf).text.pool == "eos"
+  del hf["vision_config"]["patch_size"]
+  with pytest.raises(ValueError, match="vision_config.patch_size"):
+    CLIPConfig.from_hf(hf)
