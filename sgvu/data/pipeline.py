@@ -108,6 +108,7 @@ class _PairElement:
           "label": np.int32(item.label),
           "neg_label": np.int32(self.split.photos[negative].label),
           "photo_index": np.int32(positive),
+          "sketch_index": np.int32(sketch_index),
       }
     except BadSample as e:
       return _skip_marker(e)
@@ -236,6 +237,10 @@ def pair_loader(source: Source, split: str = "train", *, batch_size: int, image_
                 process_index: int | None = None,
                 process_count: int | None = None) -> PipelineIterator:
   """(sketch, positive photo, negative photo) batches for triplet / classification training.
+
+  Yields {sketch, photo, neg_photo: uint8 [B,S,S,3]; label, neg_label, photo_index,
+  sketch_index: int32 [B] (indices into the split's photos / sketches); fraction:
+  float32 [B] when sketch_fraction is set}.
 
   'category': positive = random photo of the sketch's category, negative = random
   photo of another category. 'instance': positive = the sketch's own photo,

@@ -134,7 +134,8 @@ class QuickDraw(Source):
       logging.warning("quickdraw: no photo folder (%s) under %s: sketches only",
                       "/".join(PHOTO_DIRS), root)
     else:
-      folders = match_folders(photo_dir, self.categories, {v: k for k, v in _FILE_ALIASES.items()})
+      both_ways = {**_FILE_ALIASES, **{v: k for k, v in _FILE_ALIASES.items()}}
+      folders = match_folders(photo_dir, self.categories, both_ways)
       for c in self.categories:
         photos[c] = images.list_images(folders[c]) if c in folders else []
         if not photos[c] and c in sketches:  # a missing class file was reported already
