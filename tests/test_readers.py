@@ -319,3 +319,14 @@ def test_qmul_unreadable_pickle(tmp_path):
   (tmp_path / "ShoeV2" / "ShoeV2_Coordinate").write_bytes(b"garbage")
   with pytest.raises(DataError, match="ShoeV2_Coordinate"):
     get_source("shoev2", str(tmp_path))
+
+
+def test_raster_sketch_keeps_ink_when_downscaled():
+  raster = np.full((256, 256), 255, np.uint8)
+  raster[100:103, 20:230] = 0  # a 3-px line, as in the 256-px Sketchy PNGs
+  assert images.to_square(raster, 24).min() > 150  # plain resize: a faint grey
+  small = images.sketch_to_square(raster, 24)
+  chex.assert_shape(small, (24, 24))
+  assert small.min() < 64 and (small[0] == 255).all()
+  np.testing.assert_array_equal(images.sketch_to_square(raster, 224),
+                                images.to_square(raster, 224))  # no thickening at ~1x

@@ -44,7 +44,7 @@ def render_sketch(source: Source, item: SketchItem, size: int, fraction: float =
     raster = np.asarray(sketch.raster)
     if raster.ndim != 2 or raster.dtype != np.uint8:
       raise BadSample(item.key, f"raster must be uint8 [H, W], got {raster.dtype} {raster.shape}")
-    grey = images.to_square(raster, size)
+    grey = images.sketch_to_square(raster, size)
   else:
     raise BadSample(item.key, "sketch has neither strokes nor raster")
   return images.grey_to_rgb(grey)
