@@ -1,0 +1,327 @@
+"""Retrieval metrics of the (ZS-/FG-) SBIR literature: exact, jitted, blocked over queries.
+
+Conventions (docs/metrics.md has the formulas):
+- Ranking: cosine similarity (embeddings are L2-normalised here), highest first.
+  Ties are broken by gallery index, lowest first (a stable sort), so every
+  metric is a deterministic function of the embeddings. -0.0 and +0.0 tie.
+- AP: VOC-interpolated average precision, as SAKE's `eval_AP_inner`/`VOCap`:
+  with r_1 < ... < r_n the ranks of the n relevant items,
+  AP = 1/n * sum_i max_{j >= i} j / r_j.
+- mAP@K: the same on the top K only, divided by min(K, n).
+- P@K = (relevant in the top K) / min(K, G); Acc@K = share of queries with a
+  relevant item in the top K; R@K = (relevant in the top K) / n;
+  MdR = median over queries of the rank of the first relevant item.
+- A query with no relevant item: AP = P@K = R@K = 0, a miss for Acc@K,
+  first rank G + 1; the count is reported in a `NoRelevantWarning`.
+
+How: every metric above is a function of the sorted ranks of the relevant
+items alone. Per block of queries we compute the similarity block, turn each
+score into a unique int64 key (order of the score, then of the gallery index)
+and rank the relevant items by one integer sort of the row plus a binary
+search (or a direct count when there are at most a few relevant items).
+Only [block_size, G] is ever materialised; all blocks share one compiled shape.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import warnings
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+DEFAULT_KS = (1, 5, 10, 100, 200)
+DEFAULT_BLOCK_SIZE = 128
+# At most this many relevant items per query: count keys above each one
+# directly (O(M G)); more: one sort of the row (O(G log G)).
+_MAX_DIRECT_COUNT = 4
+# Incremented when a block function is traced: tests check one trace per call.
+trace_counts: collections.Counter = collections.Counter()
+
+
+class NoRelevantWarning(UserWarning):
+  """Some queries have no relevant item in the gallery (their AP counts as 0)."""
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _check_embeds(x, name: str) -> np.ndarray:
+  x = np.asarray(x)
+  if x.ndim != 2:
+    raise ValueError(f"{name} must be 2-D [num, dim], got shape {x.shape}")
+  if x.shape[0] == 0 or x.shape[1] == 0:
+    raise ValueError(f"{name} is empty (shape {x.shape})")
+  if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+    raise ValueError(f"{name} must be real numbers, got dtype {x.dtype}")
+  x = x.astype(np.float32)
+  bad = ~np.isfinite(x).all(axis=1)
+  if bad.any():
+    raise ValueError(f"{name} has NaN or inf values in {bad.sum()} rows (first: row {np.argmax(bad)})")
+  norms = np.linalg.norm(x, axis=1)
+  bad = ~(np.isfinite(norms) & (norms > 0))
+  if bad.any():
+    raise ValueError(f"{name} has {bad.sum()} rows with zero or overflowing norm (first: row "
+                     f"{np.argmax(bad)}); cosine similarity is undefined for them")
+  return x
+
+
+def _check_vector(x, name: str, length: int, length_of: str) -> np.ndarray:
+  x = np.asarray(x)
+  if x.ndim != 1:
+    raise ValueError(f"{name} must be 1-D, got shape {x.shape}")
+  if len(x) != length:
+    raise ValueError(f"{name} has {len(x)} entries but {length_of} has {length} rows")
+  return x
+
+
+def _check_ks(ks: Sequence[int]) -> tuple[int, ...]:
+  ks = tuple(ks)
+  for k in ks:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+      raise ValueError(f"ks must be positive integers, got {k!r} in {ks}")
+  return tuple(int(k) for k in ks)
+
+
+def _check_block_size(block_size: int) -> int:
+  if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
+    raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
+  return int(block_size)
+
+
+# ------------------------------------------------------------------ relevance
+
+
+def _label_relevance(query_labels: np.ndarray, gallery_labels: np.ndarray) -> np.ndarray:
+  """[Q, M] gallery indices relevant to each query (same label), -1 padded."""
+  classes, gallery_class = np.unique(gallery_labels, return_inverse=True)
+  try:
+    slot = np.searchsorted(classes, query_labels)
+  except TypeError as e:
+    raise ValueError(f"query_labels ({query_labels.dtype}) and gallery_labels ({gallery_labels.dtype}) "
+                     f"cannot be compared: {e}") from e
+  slot = np.minimum(slot, len(classes) - 1)
+  found = classes[slot] == query_labels
+  counts = np.bincount(gallery_class, minlength=len(classes))
+  # Table row c lists class c's gallery indices (ascending); the extra last row
+  # is empty, for queries whose label is not in the gallery.
+  table = np.full((len(classes) + 1, counts.max()), -1, np.int32)
+  order = np.argsort(gallery_class, kind="stable")
+  starts = np.cumsum(counts) - counts
+  table[gallery_class[order], np.arange(len(order)) - starts[gallery_class[order]]] = order
+  return table[np.where(found, slot, len(classes))]
+
+
+# ----------------------------------------------------------------- jitted core
+
+
+def _unit(x: jax.Array) -> jax.Array:
+  return x / jnp.linalg.norm(x, axis=-1, keepdims=True)
+
+
+@jax.jit
+def _normalise(x: jax.Array) -> jax.Array:
+  return _unit(x)
+
+
+def _similarities(queries: jax.Array, gallery_unit: jax.Array) -> jax.Array:
+  # HIGHEST: full f32 on every backend (TPU's default would round to bf16 and
+  # change the ranking).
+  sims = jnp.matmul(_unit(queries), gallery_unit.T, precision=jax.lax.Precision.HIGHEST)
+  return jnp.where(sims == 0, 0.0, sims)  # -0.0 -> +0.0: they must tie
+
+
+def _ranking_keys(sims: jax.Array) -> jax.Array:
+  """int64 keys, all distinct; ascending key = descending score, then ascending index."""
+  bits = jax.lax.bitcast_convert_type(sims, jnp.int32)
+  ascending = jnp.where(bits < 0, bits ^ 0x7FFFFFFF, bits)  # monotone in the float value
+  index = jnp.arange(sims.shape[-1], dtype=jnp.int64)
+  return ((~ascending).astype(jnp.int64) << 32) | index
+
+
+def _metrics_from_ranks(ranks: jax.Array, num_relevant: jax.Array, ks: tuple[int, ...]) -> dict:
+  """Per-query metrics from the ascending ranks [B, M] of the relevant items (padding at the end)."""
+  ranks = ranks.astype(jnp.float64)
+  position = jnp.arange(1, ranks.shape[1] + 1, dtype=jnp.float64)
+  valid = position <= num_relevant[:, None]
+  precision = jnp.where(valid, position / ranks, 0.0)  # precision at each relevant rank
+  n = num_relevant.astype(jnp.float64)
+
+  def interpolated_ap(keep, denominator):
+    # Precision at later relevant ranks can only be higher: a right-to-left
+    # running max is VOC's monotone envelope.
+    envelope = jax.lax.cummax(jnp.where(keep, precision, 0.0), axis=1, reverse=True)
+    return jnp.sum(jnp.where(keep, envelope, 0.0), axis=1) / jnp.maximum(denominator, 1.0)
+
+  out = {"ap": interpolated_ap(valid, n),
+         "first_rank": ranks[:, 0].astype(jnp.int32),
+         "num_relevant": num_relevant}
+  for k in ks:
+    in_top = valid & (ranks <= k)
+    out[f"ap@{k}"] = interpolated_ap(in_top, jnp.minimum(n, k))
+    out[f"hits@{k}"] = jnp.sum(in_top, axis=1, dtype=jnp.int32)
+  return out
+
+
+@functools.partial(jax.jit, static_argnames=("ks",))
+def _block_metrics(queries, gallery_unit, relevant, ks):
+  """Per-query metrics for one block; `relevant` [B, M] holds gallery indices, -1 = none."""
+  trace_counts["block_metrics"] += 1
+  num_gallery = gallery_unit.shape[0]
+  keys = _ranking_keys(_similarities(queries, gallery_unit))
+  valid = relevant >= 0
+  relevant_keys = jnp.take_along_axis(keys, jnp.maximum(relevant, 0), axis=1)
+  if relevant.shape[1] <= _MAX_DIRECT_COUNT:
+    ahead = jnp.sum(keys[:, None, :] < relevant_keys[:, :, None], axis=-1, dtype=jnp.int32)
+  else:
+    ahead = jax.vmap(jnp.searchsorted)(jnp.sort(keys, axis=1), relevant_keys).astype(jnp.int32)
+  ranks = jnp.sort(jnp.where(valid, ahead + 1, num_gallery + 1), axis=1)
+  return _metrics_from_ranks(ranks, jnp.sum(valid, axis=1, dtype=jnp.int32), ks)
+
+
+@functools.partial(jax.jit, static_argnames=("k",))
+def _block_topk(queries, gallery_unit, k):
+  trace_counts["block_topk"] += 1
+  # XLA's TopK puts the lower index first among equal values: our tie rule.
+  scores, indices = jax.lax.top_k(_similarities(queries, gallery_unit), k)
+  return indices, scores
+
+
+def _blocks(num: int, block_size: int):
+  """(start, stop) of each block and the padded block length (one shape for all)."""
+  size = min(block_size, num)
+  return [(s, min(s + size, num)) for s in range(0, num, size)], size
+
+
+def _pad(x: np.ndarray, size: int, value=None) -> np.ndarray:
+  missing = size - len(x)
+  if missing == 0:
+    return x
+  pad = [(0, missing)] + [(0, 0)] * (x.ndim - 1)
+  # Repeating a real row keeps padded queries finite; their results are dropped.
+  return np.pad(x, pad, mode="edge") if value is None else np.pad(x, pad, constant_values=value)
+
+
+def _map_blocks(block_fn, blocks, gallery: np.ndarray) -> list:
+  """Runs block_fn(start, stop, gallery_unit, device) round-robin over the local devices.
+
+  Dispatch is asynchronous, so blocks on different devices (several GPUs, or
+  CPU "devices") run concurrently; each device holds one normalised gallery.
+  """
+  devices = jax.local_devices()[:len(blocks)]
+  gallery_units = [_normalise(jax.device_put(gallery, d)) for d in devices]
+  results = [block_fn(start, stop, gallery_units[i % len(devices)], devices[i % len(devices)])
+             for i, (start, stop) in enumerate(blocks)]
+  return jax.device_get(results)
+
+
+# ------------------------------------------------------------------ public API
+
+
+def per_query_metrics(query_embeds, gallery_embeds, *, query_labels=None, gallery_labels=None,
+                      query_targets=None, ks: Sequence[int] = DEFAULT_KS,
+                      block_size: int = DEFAULT_BLOCK_SIZE) -> dict[str, np.ndarray]:
+  """Per-query arrays: `ap`, `ap@K`, `hits@K`, `first_rank` (1-indexed), `num_relevant`.
+
+  Relevance is either category-level (`query_labels` and `gallery_labels`: a
+  gallery item is relevant when its label equals the query's) or instance-level
+  (`query_targets`: the gallery index of the one true item per query).
+  """
+  queries = _check_embeds(query_embeds, "query_embeds")
+  gallery = _check_embeds(gallery_embeds, "gallery_embeds")
+  if queries.shape[1] != gallery.shape[1]:
+    raise ValueError(f"query_embeds has dim {queries.shape[1]} but gallery_embeds has dim {gallery.shape[1]}")
+  num_queries, num_gallery = len(queries), len(gallery)
+  ks, block_size = _check_ks(ks), _check_block_size(block_size)
+  if query_targets is not None:
+    if query_labels is not None or gallery_labels is not None:
+      raise ValueError("give either query_targets or query_labels + gallery_labels, not both")
+    targets = _check_vector(query_targets, "query_targets", num_queries, "query_embeds")
+    if not np.issubdtype(targets.dtype, np.integer):
+      raise ValueError(f"query_targets must be integer gallery indices, got dtype {targets.dtype}")
+    if targets.min() < 0 or targets.max() >= num_gallery:
+      raise ValueError(f"query_targets must lie in [0, {num_gallery}) (gallery size), "
+                       f"got values in [{targets.min()}, {targets.max()}]")
+    relevant = targets.astype(np.int32)[:, None]
+  elif query_labels is None or gallery_labels is None:
+    raise ValueError("give query_labels and gallery_labels (category-level) or query_targets (instance-level)")
+  else:
+    relevant = _label_relevance(_check_vector(query_labels, "query_labels", num_queries, "query_embeds"),
+                                _check_vector(gallery_labels, "gallery_labels", num_gallery, "gallery_embeds"))
+
+  blocks, size = _blocks(num_queries, block_size)
+  with jax.enable_x64(True):  # int64 ranking keys and f64 averaging, inside this call only
+    results = _map_blocks(lambda start, stop, gallery_unit, device: _block_metrics(
+        jax.device_put(_pad(queries[start:stop], size), device), gallery_unit,
+        jax.device_put(_pad(relevant[start:stop], size, -1), device), ks), blocks, gallery)
+  return {name: np.concatenate([r[name][:stop - start] for r, (start, stop) in zip(results, blocks)])
+          for name in results[0]}
+
+
+def summarize(per_query: dict[str, np.ndarray], num_gallery: int, ks: Sequence[int] = DEFAULT_KS,
+              warn: bool = True) -> dict[str, float]:
+  """Averages `per_query_metrics` into `mAP@all`, `mAP@K`, `P@K`, `Acc@K`, `R@K`, `MdR`."""
+  num_relevant = per_query["num_relevant"]
+  missing = int(np.sum(num_relevant == 0))
+  if missing and warn:
+    warnings.warn(f"{missing} of {len(num_relevant)} queries have no relevant item in the gallery: "
+                  f"their AP, P@K and R@K count as 0 and Acc@K as a miss", NoRelevantWarning, stacklevel=3)
+  first_rank = per_query["first_rank"]
+  out = {"mAP@all": float(np.mean(per_query["ap"]))}
+  for k in _check_ks(ks):
+    hits = per_query[f"hits@{k}"].astype(np.float64)
+    out[f"mAP@{k}"] = float(np.mean(per_query[f"ap@{k}"]))
+    out[f"P@{k}"] = float(np.mean(hits / min(k, num_gallery)))
+    out[f"Acc@{k}"] = float(np.mean(hits > 0))
+    out[f"R@{k}"] = float(np.mean(hits / np.maximum(num_relevant, 1)))
+  out["MdR"] = float(np.median(first_rank))
+  return out
+
+
+def retrieval_metrics(query_embeds, query_labels, gallery_embeds, gallery_labels, *,
+                      ks: Sequence[int] = DEFAULT_KS, block_size: int = DEFAULT_BLOCK_SIZE) -> dict[str, float]:
+  """Category-level metrics: `mAP@all` and `mAP@K`, `P@K`, `Acc@K`, `R@K` for K in `ks`, and `MdR`.
+
+  Fractions in [0, 1] (MdR is a rank). Conventions: see the module docstring.
+  """
+  per_query = per_query_metrics(query_embeds, gallery_embeds, query_labels=query_labels,
+                                gallery_labels=gallery_labels, ks=ks, block_size=block_size)
+  return summarize(per_query, len(gallery_embeds), ks)
+
+
+def instance_metrics(query_embeds, query_targets, gallery_embeds, *, ks: Sequence[int] = (1, 5, 10),
+                     block_size: int = DEFAULT_BLOCK_SIZE) -> dict[str, float]:
+  """Instance-level metrics (one true gallery item per query): `Acc@K` (= `R@K`), `MdR`, ...
+
+  Same names as `retrieval_metrics`; with one relevant item AP = 1 / rank, so
+  `mAP@all` is the mean reciprocal rank.
+  """
+  per_query = per_query_metrics(query_embeds, gallery_embeds, query_targets=query_targets, ks=ks,
+                                block_size=block_size)
+  return summarize(per_query, len(gallery_embeds), ks)
+
+
+def ranks(query_embeds, query_targets, gallery_embeds, *, block_size: int = DEFAULT_BLOCK_SIZE) -> np.ndarray:
+  """[Q] int: 1-indexed rank of each query's true gallery item (ties: lower index first)."""
+  return per_query_metrics(query_embeds, gallery_embeds, query_targets=query_targets, ks=(),
+                           block_size=block_size)["first_rank"]
+
+
+def topk(query_embeds, gallery_embeds, k: int, *,
+         block_size: int = DEFAULT_BLOCK_SIZE) -> tuple[np.ndarray, np.ndarray]:
+  """(indices [Q, k'] int32, cosine scores [Q, k'] float32), best first, k' = min(k, G)."""
+  queries = _check_embeds(query_embeds, "query_embeds")
+  gallery = _check_embeds(gallery_embeds, "gallery_embeds")
+  if queries.shape[1] != gallery.shape[1]:
+    raise ValueError(f"query_embeds has dim {queries.shape[1]} but gallery_embeds has dim {gallery.shape[1]}")
+  (k,), block_size = _check_ks([k]), _check_block_size(block_size)
+  k = min(k, len(gallery))
+  blocks, size = _blocks(len(queries), block_size)
+  results = _map_blocks(lambda start, stop, gallery_unit, device: _block_topk(
+      jax.device_put(_pad(queries[start:stop], size), device), gallery_unit, k), blocks, gallery)
+  indices = np.concatenate([i[:stop - start] for (i, _), (start, stop) in zip(results, blocks)])
+  scores = np.concatenate([s[:stop - start] for (_, s), (start, stop) in zip(results, blocks)])
+  return indices, scores
