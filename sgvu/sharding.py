@@ -127,6 +127,8 @@ def maybe_initialize_distributed() -> None:
   """
   if os.environ.get("SGVU_DISTRIBUTED", "0") != "1":
     return
+  # CPU-only hosts (and tests) need an explicit collectives backend.
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
   coordinator = os.environ.get("SGVU_COORDINATOR")
   if coordinator:
     missing = [v for v in ("SGVU_NUM_PROCESSES", "SGVU_PROCESS_ID") if v not in os.environ]

@@ -63,6 +63,11 @@ def merge_params(trainable, frozen):
   return unflatten({**flatten(frozen), **flatten(trainable)})
 
 
+def replicated_to_host(tree):
+  """numpy copy of replicated arrays; works when they span several processes."""
+  return jax.tree.map(lambda a: np.asarray(a.addressable_data(0)), tree)
+
+
 def count_params(tree) -> int:
   return int(sum(np.prod(x.shape) for x in jax.tree.leaves(tree)))
 
@@ -110,8 +115,11 @@ def build(task: Task, config: ml_collections.ConfigDict, mesh=None) -> Setup:
     return TrainState(step=jnp.zeros((), jnp.int32), params=trainable, frozen=frozen,
                       opt_state=tx.init(trainable))
 
-  def step_fn(state: TrainState, batch, base_rng):
-    rng = jax.random.fold_in(base_rng, state.step)
+  seed = int(config.seed)
+
+  def step_fn(state: TrainState, batch):
+    # The step's randomness is a function of (seed, step) only: a resumed run replays it.
+    rng = jax.random.fold_in(jax.random.key(seed + 1), state.step)
 
     def loss_of(trainable):
       with nn.logical_axis_rules(rules):
@@ -130,7 +138,7 @@ def build(task: Task, config: ml_collections.ConfigDict, mesh=None) -> Setup:
 
   batch_sharding = sharding_lib.data_sharding(mesh, rules)
   init = jax.jit(init_fn, out_shardings=state_shardings)
-  step = jax.jit(step_fn, in_shardings=(state_shardings, batch_sharding, sharding_lib.replicated(mesh)),
+  step = jax.jit(step_fn, in_shardings=(state_shardings, batch_sharding),
                  out_shardings=(state_shardings, sharding_lib.replicated(mesh)), donate_argnums=0)
   abstract_state = jax.eval_shape(init_fn, jax.random.key(0))
   return Setup(mesh=mesh, rules=rules, state_shardings=state_shardings, batch_sharding=batch_sharding,
@@ -162,11 +170,23 @@ def _dict_keys(path) -> tuple[str, ...]:
 
 
 def initial_state(task: Task, setup: Setup, seed: int) -> TrainState:
+  """Random init (jitted, sharded), then the task's pretrained weights placed shard by shard."""
   state = setup.init(jax.random.key(seed))
-  loaded = task.load_pretrained(jax.device_get(merge_params(state.params, state.frozen)))
-  trainable, frozen = split_params(loaded, task.is_trainable)
-  state = state.replace(params=trainable, frozen=frozen)
-  return jax.device_put(state, setup.state_shardings)
+  overrides = dict(task.pretrained())
+  if not overrides:
+    return state
+  params = flatten(merge_params(state.params, state.frozen))
+  unknown = sorted(set(overrides) - set(params))
+  if unknown:
+    raise KeyError(f"pretrained weights name parameters the model does not have: {unknown[:10]}")
+  for path, value in overrides.items():
+    target = params[path]
+    value = np.asarray(value, dtype=target.dtype)
+    if value.shape != target.shape:
+      raise ValueError(f"pretrained weight {path}: shape {value.shape}, model expects {target.shape}")
+    params[path] = jax.make_array_from_callback(value.shape, target.sharding, lambda idx, v=value: v[idx])
+  trainable, frozen = split_params(unflatten(params), task.is_trainable)
+  return state.replace(params=trainable, frozen=frozen)
 
 
 class _StopRequest:
@@ -238,7 +258,6 @@ def fit(task: Task, config: ml_collections.ConfigDict, workdir: str, *, mesh=Non
                                        keep=config.get("keep_checkpoints", 2))
   local_batch = sharding_lib.batch_size_per_process(config.batch_size)
   data = task.train_iterator(local_batch, config.seed)
-  base_rng = jax.device_put(jax.random.key(config.seed + 1), sharding_lib.replicated(setup.mesh))
 
   latest = checkpointer.latest_step()
   if latest is not None:
@@ -247,7 +266,7 @@ def fit(task: Task, config: ml_collections.ConfigDict, workdir: str, *, mesh=Non
     logging.info("resuming at step %d", latest)
   else:
     state = initial_state(task, setup, config.seed)
-  step = int(jax.device_get(state.step))
+  step = int(replicated_to_host(state.step))
 
   evals = []
   eval_every = config.get("eval_every", 0)
@@ -257,7 +276,7 @@ def fit(task: Task, config: ml_collections.ConfigDict, workdir: str, *, mesh=Non
   with jax.set_mesh(setup.mesh), _StopRequest() as stop:
     while step < total:
       batch = sharding_lib.to_global(next(data), setup.batch_sharding)
-      state, metrics = setup.step(state, batch, base_rng)
+      state, metrics = setup.step(state, batch)
       step += 1
       if pending is not None:
         _check_and_log(pending, writer, config, total, t_start, step_start)
@@ -286,7 +305,7 @@ def fit(task: Task, config: ml_collections.ConfigDict, workdir: str, *, mesh=Non
 
 def _check_and_log(pending, writer, config, total, t_start, step_start):
   step, metrics = pending
-  metrics = jax.device_get(metrics)
+  metrics = replicated_to_host(metrics)
   if not bool(metrics["finite"]):
     raise NonFiniteLossError(
         f"non-finite loss {float(metrics['loss'])} at step {step}; the state was not updated and the "

@@ -1,72 +1,16 @@
 """The training loop: sharding equivalence, exact resumption, no recompiles, NaN guard, frozen params."""
 
+import json
 import os
 
 import chex
-import flax.linen as nn
-import grain
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sgvu import configs, train
 from sgvu import sharding as sharding_lib
-from sgvu.tasks.base import Task
-
-
-class _MLP(nn.Module):
-  @nn.compact
-  def __call__(self, x):
-    dense = lambda f, names, name: nn.Dense(
-        f, name=name, kernel_init=nn.with_logical_partitioning(nn.initializers.lecun_normal(), names),
-        bias_init=nn.with_logical_partitioning(nn.initializers.zeros, names[1:]))
-    x = nn.with_logical_constraint(x, ("batch", "embed"))
-    h = nn.gelu(dense(32, ("embed", "mlp"), "fc1")(x))
-    h = nn.LayerNorm(name="ln")(h)
-    return dense(1, ("mlp", None), "fc2")(h)[:, 0]
-
-
-class ToyTask(Task):
-  """Noisy regression on fixed random data; 'ln' can be frozen."""
-
-  def __init__(self, config, nan_at_index=None, freeze_ln=False):
-    super().__init__(config)
-    self.model = _MLP()
-    rng = np.random.default_rng(0)
-    self.x = rng.normal(size=(64, 16)).astype(np.float32)
-    self.y = (self.x @ rng.normal(size=16)).astype(np.float32)
-    if nan_at_index is not None:
-      self.x[nan_at_index] = np.nan
-    self.freeze_ln = freeze_ln
-
-  def init_params(self, rng):
-    return self.model.init(rng, jnp.zeros((1, 16)))["params"]
-
-  def is_trainable(self, path):
-    return not (self.freeze_ln and path.startswith("ln/"))
-
-  def loss_fn(self, params, batch, rng):
-    pred = self.model.apply({"params": params}, batch["x"])
-    noise = 0.01 * jax.random.normal(rng, pred.shape)  # uses the step rng: resumption must replay it
-    return jnp.mean((pred + noise - batch["y"]) ** 2), {"mean_pred": pred.mean()}
-
-  def train_iterator(self, batch_size, seed):
-    ds = grain.MapDataset.range(len(self.x)).shuffle(seed=seed).repeat()
-    ds = ds.map(lambda i: {"x": self.x[i], "y": self.y[i]})
-    return iter(ds.to_iter_dataset().batch(batch_size))
-
-
-def _config(num_devices=1, steps=6, **kw):
-  c = configs.train_config()
-  c.batch_size = 8
-  c.num_steps = steps
-  c.log_every = 1
-  c.checkpoint_every = 2
-  c.sharding.num_devices = num_devices
-  c.optim.lr = 1e-2
-  c.update(kw)
-  return c
+from sgvu import train
+from toy_task import ToyTask, toy_config
 
 
 def _params_np(params):
@@ -75,8 +19,8 @@ def _params_np(params):
 
 def test_sharded_step_equals_single_device(tmp_path):
   assert jax.device_count() >= 8, "conftest sets 8 fake CPU devices"
-  single = _config(num_devices=1, steps=4)
-  sharded = _config(num_devices=8, steps=4)
+  single = toy_config(num_devices=1, steps=4)
+  sharded = toy_config(num_devices=8, steps=4)
   sharded.sharding.mesh = {"data": 2, "fsdp": 2, "model": 2}
   p1, _ = train.fit(ToyTask(single), single, str(tmp_path / "one"))
   p8, _ = train.fit(ToyTask(sharded), sharded, str(tmp_path / "eight"))
@@ -86,7 +30,7 @@ def test_sharded_step_equals_single_device(tmp_path):
 
 
 def test_resume_is_bitwise_equal(tmp_path):
-  config = _config(steps=6)
+  config = toy_config(steps=6)
   full, _ = train.fit(ToyTask(config), config, str(tmp_path / "full"))
   with pytest.raises(KeyboardInterrupt, match="stopped at step 3"):
     train.fit(ToyTask(config), config, str(tmp_path / "resumed"), stop_after=3)
@@ -96,14 +40,14 @@ def test_resume_is_bitwise_equal(tmp_path):
 
 
 def test_no_recompilation_after_first_step(tmp_path):
-  config = _config(steps=5)
+  config = toy_config(steps=5)
   task = ToyTask(config)
   task.loss_fn = chex.assert_max_traces(task.loss_fn, n=1)
   train.fit(task, config, str(tmp_path))
 
 
 def test_nan_loss_stops_with_step_and_keeps_good_state(tmp_path):
-  config = _config(steps=200, checkpoint_every=1)
+  config = toy_config(steps=200, checkpoint_every=1)
   config.batch_size = 64  # every batch holds the NaN row, so step 1 is already non-finite
   task = ToyTask(config, nan_at_index=5)
   with pytest.raises(train.NonFiniteLossError, match="at step 1"):
@@ -112,7 +56,7 @@ def test_nan_loss_stops_with_step_and_keeps_good_state(tmp_path):
 
 
 def test_frozen_params_get_no_optimizer_state_and_do_not_move(tmp_path):
-  config = _config(steps=3)
+  config = toy_config(steps=3)
   task = ToyTask(config, freeze_ln=True)
   setup = train.build(task, config)
   assert setup.num_frozen == 64  # LayerNorm scale + bias of width 32
@@ -127,10 +71,9 @@ def test_frozen_params_get_no_optimizer_state_and_do_not_move(tmp_path):
 
 
 def test_metrics_jsonl_and_progress(tmp_path):
-  config = _config(steps=4)
+  config = toy_config(steps=4)
   train.fit(ToyTask(config), config, str(tmp_path))
   lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
-  import json
   records = [json.loads(l) for l in lines]
   assert [r["step"] for r in records if "loss" in r] == [1, 2, 3, 4]
   assert all(np.isfinite(r["loss"]) and r["steps_per_s"] > 0 for r in records if "loss" in r)

@@ -1,0 +1,22 @@
+"""Registry of experiments runnable by `python -m sgvu.main`.
+
+Each entry is a module with `validate(config)` (raises before any compute on
+a bad setting, naming the key) and `run(config, workdir) -> results dict`.
+Modules are imported on demand so one experiment's imports never slow another.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+EXPERIMENTS: dict[str, str] = {
+    "clip_pretrain": "sgvu.tasks.clip_pretrain",
+    "zs_sbir": "sgvu.tasks.zs_sbir",
+}
+
+
+def get_experiment(name: str) -> ModuleType:
+  if name not in EXPERIMENTS:
+    raise ValueError(f"config.task={name!r} is not a known experiment; valid: {sorted(EXPERIMENTS)}")
+  return importlib.import_module(EXPERIMENTS[name])

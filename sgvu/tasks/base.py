@@ -29,9 +29,13 @@ class Task(abc.ABC):
   def init_params(self, rng: jax.Array) -> Params:
     """Random init; may return nn.LogicallyPartitioned-boxed leaves. Traced by eval_shape and jit."""
 
-  def load_pretrained(self, params: Params) -> Params:
-    """Host-side: overwrite parts of the (unboxed) params with pretrained weights."""
-    return params
+  def pretrained(self) -> Mapping[str, Any]:
+    """Pretrained weights to overwrite the random init: {'/'-joined path: numpy array}.
+
+    Every process returns the same full arrays; the loop places each one
+    with its parameter's sharding (multi-host safe).
+    """
+    return {}
 
   def is_trainable(self, path: str) -> bool:
     """Whether the parameter at '/'-joined `path` trains. Default: all."""
