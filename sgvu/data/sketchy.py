@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 from typing import Callable, Iterable, Mapping, Sequence
 
+from absl import logging
+
 from sgvu.data import images
 from sgvu.data.base import PhotoItem, Sketch, SketchItem, Source, Split
 
@@ -154,3 +156,6 @@ class Sketchy(FolderSource):
       photos[c] = files
     self._splits = build_class_splits(self.categories, sketches, photos, unseen,
                                       photo_stem_of_sketch=sketchy_photo_stem)
+    unpaired = sum(s.photo is None for sp in self._splits.values() for s in sp.sketches)
+    if unpaired:  # still usable category-level; left out of instance pairing
+      logging.warning("sketchy: %d sketches have no photo of their name (no pairing)", unpaired)
