@@ -187,12 +187,13 @@ def _block_topk(queries, gallery_unit, k):
   trace_counts["block_topk"] += 1
   # XLA's TopK puts the lower index first among equal values: our tie rule.
   scores, indices = jax.lax.top_k(_similarities(queries, gallery_unit), k)
-  return indices, scores
+  return {"indices": indices, "scores": scores}
 
 
-def _blocks(num: int, block_size: int):
-  """(start, stop) of each block and the padded block length (one shape for all)."""
-  size = min(block_size, num)
+def _blocks(num: int, block_size: int, num_devices: int):
+  """(start, stop) of each block, and the padded block length shared by all
+  blocks (one compiled shape), a multiple of the device count."""
+  size = -(-min(block_size, num) // num_devices) * num_devices
   return [(s, min(s + size, num)) for s in range(0, num, size)], size
 
 
@@ -205,17 +206,20 @@ def _pad(x: np.ndarray, size: int, value=None) -> np.ndarray:
   return np.pad(x, pad, mode="edge") if value is None else np.pad(x, pad, constant_values=value)
 
 
-def _map_blocks(block_fn, blocks, gallery: np.ndarray) -> list:
-  """Runs block_fn(start, stop, gallery_unit, device) round-robin over the local devices.
+def _map_blocks(block_fn, num_queries: int, block_size: int, gallery: np.ndarray) -> list:
+  """Runs block_fn(start, stop, size, gallery_unit, rows_sharding) over all query blocks.
 
-  Dispatch is asynchronous, so blocks on different devices (several GPUs, or
-  CPU "devices") run concurrently; each device holds one normalised gallery.
+  Each block's rows are split over the local devices (the gallery is
+  replicated), so several GPUs share the work under one compilation. Dispatch
+  is asynchronous: the host prepares block i + 1 while block i runs.
   """
-  devices = jax.local_devices()[:len(blocks)]
-  gallery_units = [_normalise(jax.device_put(gallery, d)) for d in devices]
-  results = [block_fn(start, stop, gallery_units[i % len(devices)], devices[i % len(devices)])
-             for i, (start, stop) in enumerate(blocks)]
-  return jax.device_get(results)
+  mesh = jax.sharding.Mesh(np.array(jax.local_devices()), ("queries",))
+  rows = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("queries"))
+  replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+  blocks, size = _blocks(num_queries, block_size, mesh.size)
+  gallery_unit = _normalise(jax.device_put(gallery, replicated))
+  results = jax.device_get([block_fn(start, stop, size, gallery_unit, rows) for start, stop in blocks])
+  return [{name: value[:stop - start] for name, value in r.items()} for r, (start, stop) in zip(results, blocks)]
 
 
 # ------------------------------------------------------------------ public API
@@ -252,13 +256,11 @@ def per_query_metrics(query_embeds, gallery_embeds, *, query_labels=None, galler
     relevant = _label_relevance(_check_vector(query_labels, "query_labels", num_queries, "query_embeds"),
                                 _check_vector(gallery_labels, "gallery_labels", num_gallery, "gallery_embeds"))
 
-  blocks, size = _blocks(num_queries, block_size)
   with jax.enable_x64(True):  # int64 ranking keys and f64 averaging, inside this call only
-    results = _map_blocks(lambda start, stop, gallery_unit, device: _block_metrics(
-        jax.device_put(_pad(queries[start:stop], size), device), gallery_unit,
-        jax.device_put(_pad(relevant[start:stop], size, -1), device), ks), blocks, gallery)
-  return {name: np.concatenate([r[name][:stop - start] for r, (start, stop) in zip(results, blocks)])
-          for name in results[0]}
+    results = _map_blocks(lambda start, stop, size, gallery_unit, rows: _block_metrics(
+        jax.device_put(_pad(queries[start:stop], size), rows), gallery_unit,
+        jax.device_put(_pad(relevant[start:stop], size, -1), rows), ks), num_queries, block_size, gallery)
+  return {name: np.concatenate([r[name] for r in results]) for name in results[0]}
 
 
 def summarize(per_query: dict[str, np.ndarray], num_gallery: int, ks: Sequence[int] = DEFAULT_KS,
@@ -319,9 +321,6 @@ def topk(query_embeds, gallery_embeds, k: int, *,
     raise ValueError(f"query_embeds has dim {queries.shape[1]} but gallery_embeds has dim {gallery.shape[1]}")
   (k,), block_size = _check_ks([k]), _check_block_size(block_size)
   k = min(k, len(gallery))
-  blocks, size = _blocks(len(queries), block_size)
-  results = _map_blocks(lambda start, stop, gallery_unit, device: _block_topk(
-      jax.device_put(_pad(queries[start:stop], size), device), gallery_unit, k), blocks, gallery)
-  indices = np.concatenate([i[:stop - start] for (i, _), (start, stop) in zip(results, blocks)])
-  scores = np.concatenate([s[:stop - start] for (_, s), (start, stop) in zip(results, blocks)])
-  return indices, scores
+  results = _map_blocks(lambda start, stop, size, gallery_unit, rows: _block_topk(
+      jax.device_put(_pad(queries[start:stop], size), rows), gallery_unit, k), len(queries), block_size, gallery)
+  return (np.concatenate([r["indices"] for r in results]), np.concatenate([r["scores"] for r in results]))
