@@ -171,3 +171,31 @@ def lathe(right: np.ndarray) -> np.ndarray:
   """A left-right symmetric ring from its right half, listed top to bottom."""
   right = np.asarray(right, np.float32)
   return np.concatenate([right, mirror_x(right)], axis=0)
+
+
+def scallop(cx: float, cy: float, rx: float, ry: float, bumps: int, depth: float = 0.15,
+            n: int = 72, phase: float = 0.0) -> np.ndarray:
+  """A bumpy ellipse (bushy crown, cloud): radius swells `bumps` times around."""
+  t = np.linspace(0.0, TAU, n, endpoint=False) + phase
+  r = 1.0 - depth + depth * np.abs(np.sin(bumps * (t - phase) / 2)) ** 0.5
+  return np.stack([cx + rx * r * np.cos(t), cy + ry * r * np.sin(t)], axis=1).astype(np.float32)
+
+
+def crescent(radius: float, offset: float, inner: float, n: int = 40) -> np.ndarray:
+  """The part of a circle (centre 0) outside another circle shifted right by `offset`."""
+  x = (radius ** 2 - inner ** 2 + offset ** 2) / (2 * offset)
+  alpha = math.acos(max(-1.0, min(1.0, x / radius)))
+  beta = math.atan2(radius * math.sin(alpha), x - offset)
+  outer = ellipse(0, 0, radius, radius, n, alpha, TAU - alpha)
+  inner_arc = ellipse(offset, 0, inner, inner, n, TAU - beta, beta)
+  return np.concatenate([outer, inner_arc[1:-1]], axis=0)
+
+
+def band(centre: np.ndarray, half_width) -> np.ndarray:
+  """A closed ribbon of (per-point) half width around a centre polyline."""
+  c = np.asarray(centre, np.float32)
+  d = np.gradient(c, axis=0)
+  nrm = np.stack([-d[:, 1], d[:, 0]], axis=1)
+  nrm /= np.linalg.norm(nrm, axis=1, keepdims=True) + 1e-6
+  hw = np.broadcast_to(np.asarray(half_width, np.float32), (len(c),))[:, None]
+  return np.concatenate([c + nrm * hw, (c - nrm * hw)[::-1]], axis=0).astype(np.float32)
