@@ -243,3 +243,20 @@ def test_eval_batches_in_order_with_skips(tmp_path):
   assert np.concatenate([b["index"] for b in sk]).tolist() == list(range(len(src.split("test").sketches)))
   with pytest.raises(DataError, match="n99999999_1"):
     list(pipeline.eval_batches(src, "train", "photo", image_size=S, batch_size=4, strict=True))
+
+
+def test_synth_instance_pairs_and_captions():
+  src = get_source("synth", photos_per_category=2, sketches_per_photo=1)
+  sp = src.split("train")
+  it = _loader(src, pairing="instance", batch_size=4, seed=0)
+  b = next(it)
+  it.close()
+  assert [sp.sketches[i].photo for i in b["sketch_index"]] == b["photo_index"].tolist()
+  assert (b["neg_label"] == b["label"]).all()
+  caps = pipeline.photo_caption_loader(
+      src, batch_size=4, image_size=S, process_index=0, process_count=1,
+      tokenize=lambda texts: np.asarray([[len(t.split())] * 3 for t in texts]))
+  c = next(caps)
+  caps.close()
+  chex.assert_shape(c["tokens"], (4, 3))
+  assert (c["tokens"] > 3).all()  # real multi-word captions went through `tokenize`
