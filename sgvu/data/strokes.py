@@ -98,8 +98,9 @@ def render_strokes(strokes, size: int, *, fraction: float = 1.0,
   """Rasterises a (partial) sketch: uint8 [size, size], white 255, dark ink."""
   strokes = validate_strokes(strokes, key)
   strokes = prefix(strokes, fraction=fraction, num_strokes=num_strokes)
-  hi = size * _SUPERSAMPLE
-  width = (line_width if line_width is not None else default_line_width(size)) * _SUPERSAMPLE
+  ss = _SUPERSAMPLE if size <= 128 else 2  # large rasters need less supersampling to look smooth
+  hi = size * ss
+  width = (line_width if line_width is not None else default_line_width(size)) * ss
   width_px = max(1, int(round(width)))
   radius = width / 2.0
   scale = hi / CANVAS

@@ -23,15 +23,15 @@ _BANDS: dict[str, tuple[Rgb, Rgb, Rgb, Rgb, tuple[float, float]]] = {
 }
 
 
-def background(place: str, hi: int, rng: np.random.Generator) -> Image.Image:
-  """A hi x hi RGB background for `place` (see palette.PLACES)."""
+def background(place: str, size: int, rng: np.random.Generator) -> Image.Image:
+  """A size x size RGB background for `place` (see palette.PLACES)."""
   if place not in _BANDS:
     raise KeyError(f"unknown place {place!r}; valid: {sorted(_BANDS)}")
-  top, h_top, h_bot, bottom, (lo, hi_frac) = _BANDS[place]
-  horizon = rng.uniform(lo, hi_frac)
+  top, h_top, h_bot, bottom, (lo, hi) = _BANDS[place]
+  horizon = rng.uniform(lo, hi)
   # Gradient + low-frequency blotches computed on a small grid and upsampled:
   # smooth by nature, and most of the cost otherwise.
-  n = min(hi, 96)
+  n = min(size, 96)
   y = (np.arange(n, dtype=np.float32)[:, None] + 0.5) / n
   above = np.clip(y / max(horizon, 1e-3), 0, 1)
   below = np.clip((y - horizon) / max(1 - horizon, 1e-3), 0, 1)
@@ -42,10 +42,10 @@ def background(place: str, hi: int, rng: np.random.Generator) -> Image.Image:
   blot = np.asarray(Image.fromarray((blot + 128).clip(0, 255).astype(np.uint8)).resize(
       (n, n), Image.Resampling.BILINEAR), np.float32) - 128
   arr = np.clip(rows[:, None, :] + blot, 0, 255).astype(np.uint8)
-  img = Image.fromarray(arr).resize((hi, hi), Image.Resampling.BILINEAR)
+  img = Image.fromarray(arr).resize((size, size), Image.Resampling.BILINEAR)
   draw = ImageDraw.Draw(img, "RGBA")
-  _CLUTTER[place](draw, hi, horizon * hi, rng)
-  _distractor_shapes(draw, hi, rng)
+  _CLUTTER[place](draw, size, horizon * size, rng)
+  _distractor_shapes(draw, size, rng)
   return img
 
 

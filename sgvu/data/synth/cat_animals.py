@@ -8,9 +8,7 @@ import numpy as np
 
 from sgvu.data.synth.geometry import (DETAIL, OUTLINE, PART, band, bezier, ellipse, line, outline, path, poly,
                                       regular, shape)
-from sgvu.data.synth.model import Attr, category
-
-YES_NO = lambda phrase: {"yes": phrase, "no": ""}  # noqa: E731
+from sgvu.data.synth.model import Attr, category, yes_no
 
 
 def _eye(x: float, y: float, r: float = 0.05):
@@ -38,7 +36,7 @@ def fish(a: Attr):
   return parts
 
 
-@category("bird", options={"beak": {"short": "a short beak", "long": "a long beak"}, "crest": YES_NO("a crest"),
+@category("bird", options={"beak": {"short": "a short beak", "long": "a long beak"}, "crest": yes_no("a crest"),
                            "wings": {"up": "raised wings", "down": "folded wings"}})
 def bird(a: Attr):
   rx, ry = a.u("rx", 0.5, 0.6), a.u("ry", 0.3, 0.38)
@@ -62,7 +60,7 @@ def bird(a: Attr):
   return parts
 
 
-@category("cat", options={"tail": {"up": "a raised tail", "down": "a low tail"}, "collar": YES_NO("a collar")})
+@category("cat", options={"tail": {"up": "a raised tail", "down": "a low tail"}, "collar": yes_no("a collar")})
 def cat(a: Attr):
   bw, hr = a.u("body_w", 0.45, 0.55), a.u("head", 0.35, 0.42)
   hy = -0.95 + hr + 0.25
@@ -109,8 +107,8 @@ def snail(a: Attr):
   return parts
 
 
-@category("butterfly", options={"wings": {"round": "round wings", "pointed": "pointed wings"}, "spots": YES_NO("spots"),
-                                "tails": YES_NO("wing tails")})
+@category("butterfly", options={"wings": {"round": "round wings", "pointed": "pointed wings"}, "spots": yes_no("spots"),
+                                "tails": yes_no("wing tails")})
 def butterfly(a: Attr):
   uw, lw = a.u("upper", 0.5, 0.6), a.u("lower", 0.32, 0.42)
   parts = []
@@ -152,7 +150,7 @@ def turtle(a: Attr):
   return parts
 
 
-@category("rabbit", options={"ears": {"up": "upright ears", "floppy": "floppy ears"}, "whiskers": YES_NO("whiskers")},
+@category("rabbit", options={"ears": {"up": "upright ears", "floppy": "floppy ears"}, "whiskers": yes_no("whiskers")},
           colours=("white", "grey", "brown", "black", "pink", "yellow"))
 def rabbit(a: Attr):
   rx, ry = a.u("rx", 0.5, 0.6), a.u("ry", 0.4, 0.48)
@@ -176,7 +174,7 @@ def rabbit(a: Attr):
   return parts
 
 
-@category("snake", options={"curves": {"two": "two curves", "three": "three curves"}, "tongue": YES_NO("a forked tongue")})
+@category("snake", options={"curves": {"two": "two curves", "three": "three curves"}, "tongue": yes_no("a forked tongue")})
 def snake(a: Attr):
   n = 2 if a.opt("curves") == "two" else 3
   x = np.linspace(-0.75, 0.95, 48)

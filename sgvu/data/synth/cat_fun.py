@@ -8,9 +8,7 @@ import numpy as np
 
 from sgvu.data.synth.geometry import (DETAIL, OUTLINE, PART, bezier, ellipse, lathe, line, outline, path, poly,
                                       rect, rotate, rrect, shape, star)
-from sgvu.data.synth.model import Attr, category
-
-YES_NO = lambda phrase: {"yes": phrase, "no": ""}  # noqa: E731
+from sgvu.data.synth.model import Attr, category, yes_no
 
 
 @category("scissors", options={"handles": {"round": "round handles", "long": "long handles"},
@@ -78,7 +76,7 @@ def sword(a: Attr):
   return parts
 
 
-@category("guitar", options={"cutaway": YES_NO("a cutaway"), "head": {"straight": "", "angled": "an angled head"}})
+@category("guitar", options={"cutaway": yes_no("a cutaway"), "head": {"straight": "", "angled": "an angled head"}})
 def guitar(a: Attr):
   lw, uw, waist = a.u("lower", 0.45, 0.52), a.u("upper", 0.33, 0.4), a.u("waist", 0.25, 0.3)
   right = bezier((0, -0.05), (uw * 1.3, -0.05), (uw * 1.2, 0.25), (waist, 0.3), (lw * 1.4, 0.4), (lw * 1.3, 1.0), (0, 1.0), n=34)
@@ -101,7 +99,7 @@ def guitar(a: Attr):
   return parts
 
 
-@category("anchor", options={"stock": YES_NO("a cross bar"), "rope": YES_NO("a rope")}, colours=("black", "grey", "blue", "brown", "red"))
+@category("anchor", options={"stock": yes_no("a cross bar"), "rope": yes_no("a rope")}, colours=("black", "grey", "blue", "brown", "red"))
 def anchor(a: Attr):
   top, arm_y, span = -0.65, a.u("arm_y", 0.4, 0.55), a.u("span", 0.6, 0.75)
   parts = [shape(rect(-0.07, top, 0.07, arm_y + 0.4))]
@@ -119,7 +117,7 @@ def anchor(a: Attr):
   return parts
 
 
-@category("kite", options={"shape": {"diamond": "a diamond shape", "delta": "a triangle shape"}, "bows": YES_NO("bows on its tail")})
+@category("kite", options={"shape": {"diamond": "a diamond shape", "delta": "a triangle shape"}, "bows": yes_no("bows on its tail")})
 def kite(a: Attr):
   w, cy = a.u("width", 0.45, 0.6), a.u("cross_y", -0.55, -0.4)
   if a.opt("shape") == "diamond":
@@ -143,7 +141,7 @@ def kite(a: Attr):
   return parts
 
 
-@category("balloon", options={"shape": {"round": "", "heart": "a heart shape"}, "ribbon": YES_NO("a ribbon")})
+@category("balloon", options={"shape": {"round": "", "heart": "a heart shape"}, "ribbon": yes_no("a ribbon")})
 def balloon(a: Attr):
   r = a.u("radius", 0.45, 0.55)
   cy = -0.45
@@ -170,7 +168,7 @@ def balloon(a: Attr):
 
 
 @category("ice cream", options={"scoops": {"one": "one scoop", "two": "two scoops", "three": "three scoops"},
-                                "cherry": YES_NO("a cherry")})
+                                "cherry": yes_no("a cherry")})
 def ice_cream(a: Attr):
   cw, tip = a.u("cone_w", 0.3, 0.4), 1.0
   n = {"one": 1, "two": 2, "three": 3}[a.opt("scoops")]
@@ -192,7 +190,7 @@ def ice_cream(a: Attr):
   return parts
 
 
-@category("cake", options={"tiers": {"one": "one tier", "two": "two tiers"}, "candles": YES_NO("candles")})
+@category("cake", options={"tiers": {"one": "one tier", "two": "two tiers"}, "candles": yes_no("candles")})
 def cake(a: Attr):
   w, base = a.u("width", 0.75, 0.9), 0.7
   parts = [shape(ellipse(0, base + 0.05, w + 0.15, 0.1, 28), "light", PART)]
@@ -214,7 +212,7 @@ def cake(a: Attr):
   return parts
 
 
-@category("tent", options={"door": {"open": "an open door", "closed": ""}, "flag": YES_NO("a flag")})
+@category("tent", options={"door": {"open": "an open door", "closed": ""}, "flag": yes_no("a flag")})
 def tent(a: Attr):
   w, top = a.u("width", 0.85, 1.0), a.u("top", -0.7, -0.5)
   base = 0.65
@@ -232,7 +230,7 @@ def tent(a: Attr):
   return parts
 
 
-@category("windmill", options={"blades": {"four": "four blades", "five": "five blades"}, "door": YES_NO("a door")})
+@category("windmill", options={"blades": {"four": "four blades", "five": "five blades"}, "door": yes_no("a door")})
 def windmill(a: Attr):
   tw, bw, top = a.u("top_w", 0.2, 0.28), a.u("bot_w", 0.35, 0.45), a.u("top", -0.2, -0.05)
   parts = [shape(poly((-tw, top), (tw, top), (bw, 1.0), (-bw, 1.0)))]
@@ -252,7 +250,7 @@ def windmill(a: Attr):
   return parts
 
 
-@category("traffic light", options={"lights": {"three": "three lights", "two": "two lights"}, "visors": YES_NO("visors")},
+@category("traffic light", options={"lights": {"three": "three lights", "two": "two lights"}, "visors": yes_no("visors")},
           colours=("black", "grey", "yellow", "green", "blue"))
 def traffic_light(a: Attr):
   n = 3 if a.opt("lights") == "three" else 2

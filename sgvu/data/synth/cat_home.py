@@ -8,13 +8,11 @@ import numpy as np
 
 from sgvu.data.synth.geometry import (DETAIL, OUTLINE, PART, bezier, ellipse, lathe, line, outline,
                                       path, poly, rect, rrect, shape, wave)
-from sgvu.data.synth.model import Attr, category
-
-YES_NO = lambda phrase: {"yes": phrase, "no": ""}  # noqa: E731
+from sgvu.data.synth.model import Attr, category, yes_no
 
 
 @category("house", options={"roof": {"pointed": "a pointed roof", "flat": "a flat roof"},
-                            "chimney": YES_NO("a chimney"),
+                            "chimney": yes_no("a chimney"),
                             "windows": {"one": "one window", "two": "two windows"}})
 def house(a: Attr):
   w, h = a.u("width", 0.6, 0.95), a.u("height", 0.7, 1.1)
@@ -83,7 +81,7 @@ def chair(a: Attr):
 
 @category("table", options={"legs": {"four": "four legs", "one": "one central leg"},
                             "top": {"square": "", "round": "a round top"},
-                            "drawer": YES_NO("a drawer")})
+                            "drawer": yes_no("a drawer")})
 def table(a: Attr):
   w, ty, th = a.u("width", 0.8, 1.0), a.u("top_y", -0.3, 0.0), a.u("thick", 0.06, 0.12)
   parts = []
@@ -129,7 +127,7 @@ def lamp(a: Attr):
 
 @category("bed", options={"headboard": {"tall": "a tall headboard", "low": ""},
                           "pillows": {"one": "one pillow", "two": "two pillows"},
-                          "footboard": YES_NO("a footboard")})
+                          "footboard": yes_no("a footboard")})
 def bed(a: Attr):
   L, mh = a.u("length", 0.9, 1.0), a.u("mattress_h", 0.15, 0.25)
   base = 0.45
@@ -152,7 +150,7 @@ def bed(a: Attr):
 
 
 @category("door", options={"panels": {"two": "two panels", "four": "four panels"},
-                           "window": YES_NO("a small window"),
+                           "window": yes_no("a small window"),
                            "top": {"flat": "", "arched": "an arched top"}})
 def door(a: Attr):
   w, h = a.u("width", 0.42, 0.6), 0.95
@@ -179,7 +177,7 @@ def door(a: Attr):
 
 
 @category("window", options={"panes": {"two": "two panes", "four": "four panes", "six": "six panes"},
-                             "curtains": YES_NO("curtains"), "top": {"flat": "", "arched": "an arched top"}})
+                             "curtains": yes_no("curtains"), "top": {"flat": "", "arched": "an arched top"}})
 def window(a: Attr):
   w, h = a.u("width", 0.55, 0.8), a.u("height", 0.6, 0.85)
   arched = a.opt("top") == "arched"
@@ -227,7 +225,7 @@ def clock(a: Attr):
 
 
 @category("bottle", options={"neck": {"long": "a long neck", "short": "a short neck"},
-                             "label": YES_NO("a label")})
+                             "label": yes_no("a label")})
 def bottle(a: Attr):
   w = a.u("width", 0.3, 0.45)
   neck = a.u("neck_len", 0.45, 0.6) if a.opt("neck") == "long" else a.u("neck_len", 0.15, 0.25)
@@ -279,7 +277,7 @@ def teapot(a: Attr):
 
 
 @category("cup", options={"handle": {"yes": "a handle", "no": "no handle"},
-                          "saucer": YES_NO("a saucer"), "steam": YES_NO("steam")})
+                          "saucer": yes_no("a saucer"), "steam": yes_no("steam")})
 def cup(a: Attr):
   top_w, bot_w, h = a.u("top_w", 0.5, 0.65), a.u("bot_w", 0.3, 0.5), a.u("height", 0.8, 1.1)
   y0, y1 = 0.75 - h, 0.75

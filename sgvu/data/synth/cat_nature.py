@@ -8,14 +8,13 @@ import numpy as np
 
 from sgvu.data.synth.geometry import (DETAIL, OUTLINE, PART, bezier, crescent, ellipse, lathe, line,
                                       path, poly, rect, rrect, scallop, shape, star)
-from sgvu.data.synth.model import Attr, category
+from sgvu.data.synth.model import Attr, category, yes_no
 
-YES_NO = lambda phrase: {"yes": phrase, "no": ""}  # noqa: E731
 NATURAL = ("green", "yellow", "orange", "red", "brown")
 
 
 @category("tree", options={"crown": {"round": "a round crown", "pointed": "a pointed crown", "bushy": "a bushy crown"},
-                           "fruit": YES_NO("fruit")}, colours=("green", "yellow", "orange", "red"))
+                           "fruit": yes_no("fruit")}, colours=("green", "yellow", "orange", "red"))
 def tree(a: Attr):
   tw, cr = a.u("trunk_w", 0.1, 0.18), a.u("crown_r", 0.55, 0.75)
   crown_bottom = a.u("crown_bottom", 0.2, 0.45)
@@ -43,7 +42,7 @@ def tree(a: Attr):
   return parts
 
 
-@category("flower", options={"petals": {"five": "five petals", "eight": "eight petals"}, "leaves": YES_NO("leaves"),
+@category("flower", options={"petals": {"five": "five petals", "eight": "eight petals"}, "leaves": yes_no("leaves"),
                              "tips": {"round": "", "pointed": "pointed tips"}},
           colours=("red", "orange", "yellow", "blue", "purple", "pink", "white"))
 def flower(a: Attr):
@@ -68,7 +67,7 @@ def flower(a: Attr):
   return parts
 
 
-@category("sun", options={"rays": {"straight": "straight rays", "wavy": "wavy rays"}, "face": YES_NO("a face")},
+@category("sun", options={"rays": {"straight": "straight rays", "wavy": "wavy rays"}, "face": yes_no("a face")},
           colours=("yellow", "orange", "red"))
 def sun(a: Attr):
   r, n = a.u("radius", 0.45, 0.55), a.pick("num_rays", (8, 10, 12))
@@ -92,7 +91,7 @@ def sun(a: Attr):
   return parts
 
 
-@category("cloud", options={"rain": YES_NO("rain"), "bottom": {"flat": "a flat bottom", "round": ""}},
+@category("cloud", options={"rain": yes_no("rain"), "bottom": {"flat": "a flat bottom", "round": ""}},
           colours=("white", "grey", "black", "blue", "pink"))
 def cloud(a: Attr):
   w, h = a.u("width", 0.85, 1.0), a.u("height", 0.35, 0.5)
@@ -114,7 +113,7 @@ def cloud(a: Attr):
   return parts
 
 
-@category("moon", options={"stars": YES_NO("stars"), "face": YES_NO("a face")}, colours=("yellow", "white", "orange", "grey"))
+@category("moon", options={"stars": yes_no("stars"), "face": yes_no("a face")}, colours=("yellow", "white", "orange", "grey"))
 def moon(a: Attr):
   r = 0.8
   parts = [shape(crescent(r, a.u("offset", 0.3, 0.55), r * a.u("inner", 0.9, 1.0), 36))]
@@ -129,7 +128,7 @@ def moon(a: Attr):
 
 
 @category("mountain", options={"peaks": {"one": "one peak", "two": "two peaks", "three": "three peaks"},
-                               "snow": YES_NO("snowy tops")}, colours=("grey", "brown", "green", "purple", "blue"))
+                               "snow": yes_no("snowy tops")}, colours=("grey", "brown", "green", "purple", "blue"))
 def mountain(a: Attr):
   n = {"one": 1, "two": 2, "three": 3}[a.opt("peaks")]
   xs = np.linspace(-0.9, 0.9, n + 2)[1:-1] if n > 1 else np.array([a.u("x", -0.2, 0.2)])
@@ -154,7 +153,7 @@ def mountain(a: Attr):
   return parts
 
 
-@category("leaf", options={"shape": {"oval": "an oval shape", "lobed": "lobes"}, "veins": YES_NO("veins")},
+@category("leaf", options={"shape": {"oval": "an oval shape", "lobed": "lobes"}, "veins": yes_no("veins")},
           colours=NATURAL)
 def leaf(a: Attr):
   length, wdt = a.u("length", 0.75, 0.9), a.u("width", 0.35, 0.55)
@@ -173,7 +172,7 @@ def leaf(a: Attr):
   return parts
 
 
-@category("mushroom", options={"cap": {"round": "a round cap", "flat": "a flat cap"}, "spots": YES_NO("spots")},
+@category("mushroom", options={"cap": {"round": "a round cap", "flat": "a flat cap"}, "spots": yes_no("spots")},
           colours=("red", "brown", "orange", "yellow", "white", "purple"))
 def mushroom(a: Attr):
   cw, sw = a.u("cap_w", 0.85, 1.0), a.u("stem_w", 0.18, 0.3)
@@ -191,8 +190,8 @@ def mushroom(a: Attr):
   return parts
 
 
-@category("cactus", options={"arms": {"one": "one arm", "two": "two arms"}, "pot": YES_NO("a pot"),
-                             "bloom": YES_NO("a flower")}, colours=("green",))
+@category("cactus", options={"arms": {"one": "one arm", "two": "two arms"}, "pot": yes_no("a pot"),
+                             "bloom": yes_no("a flower")}, colours=("green",))
 def cactus(a: Attr):
   w, top, bottom = a.u("width", 0.22, 0.3), -0.95, (0.4 if a.opt("pot") == "yes" else 0.95)
   parts = [shape(rrect(-w, top, w, bottom, w))]
@@ -217,7 +216,7 @@ def cactus(a: Attr):
   return parts
 
 
-@category("apple", options={"leaf": YES_NO("a leaf"), "bite": YES_NO("a bite")}, colours=("red", "green", "yellow"))
+@category("apple", options={"leaf": yes_no("a leaf"), "bite": yes_no("a bite")}, colours=("red", "green", "yellow"))
 def apple(a: Attr):
   w, h = a.u("width", 0.8, 0.95), a.u("height", 0.75, 0.9)
   right = bezier((0, -h * 0.7), (w * 0.6, -h * 1.15), (w * 1.25, -h * 0.3), (w * 0.7, h), (0, h * 0.9), n=28)
@@ -235,7 +234,7 @@ def apple(a: Attr):
   return parts
 
 
-@category("pear", options={"leaf": YES_NO("a leaf"), "stem": {"long": "a long stem", "short": ""}},
+@category("pear", options={"leaf": yes_no("a leaf"), "stem": {"long": "a long stem", "short": ""}},
           colours=("green", "yellow", "brown", "red"))
 def pear(a: Attr):
   top_w, bot_w = a.u("top_w", 0.25, 0.35), a.u("bot_w", 0.65, 0.8)
@@ -248,7 +247,7 @@ def pear(a: Attr):
   return parts
 
 
-@category("banana", options={"peeled": YES_NO("a peeled top"), "spots": YES_NO("brown spots")},
+@category("banana", options={"peeled": yes_no("a peeled top"), "spots": yes_no("brown spots")},
           colours=("yellow", "green", "brown"))
 def banana(a: Attr):
   bend, thick = a.u("bend", 0.35, 0.6), a.u("thick", 0.22, 0.32)
@@ -267,7 +266,7 @@ def banana(a: Attr):
   return parts
 
 
-@category("carrot", options={"leaves": {"two": "two leaves", "three": "three leaves"}, "ridges": YES_NO("ridges")},
+@category("carrot", options={"leaves": {"two": "two leaves", "three": "three leaves"}, "ridges": yes_no("ridges")},
           colours=("orange", "yellow", "purple", "red"))
 def carrot(a: Attr):
   w, top = a.u("width", 0.25, 0.35), a.u("top", -0.55, -0.4)

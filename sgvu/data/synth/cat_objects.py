@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import math
 
-from sgvu.data.synth.geometry import (DETAIL, OUTLINE, PART, bezier, ellipse, lathe, line, outline,
+from sgvu.data.synth.geometry import (DETAIL, PART, bezier, ellipse, lathe, line, outline,
                                       path, poly, rect, rrect, shape)
-from sgvu.data.synth.model import Attr, category
-
-YES_NO = lambda phrase: {"yes": phrase, "no": ""}  # noqa: E731
+from sgvu.data.synth.model import Attr, category, yes_no
 
 
-@category("bucket", options={"handle": {"up": "a raised handle", "down": ""}, "water": YES_NO("water")})
+@category("bucket", options={"handle": {"up": "a raised handle", "down": ""}, "water": yes_no("water")})
 def bucket(a: Attr):
   tw, bw, top, bot = a.u("top_w", 0.6, 0.75), a.u("bot_w", 0.4, 0.55), a.u("top", -0.4, -0.2), 0.85
   handle_up = a.opt("handle") == "up"
@@ -31,7 +29,7 @@ def bucket(a: Attr):
 
 
 @category("ladder", options={"rungs": {"four": "four rungs", "six": "six rungs"},
-                             "feet": YES_NO("rubber feet")})
+                             "feet": yes_no("rubber feet")})
 def ladder(a: Attr):
   w, top = a.u("width", 0.3, 0.5), -1.0
   splay = a.u("splay", 0.0, 0.12)
@@ -50,7 +48,7 @@ def ladder(a: Attr):
   return parts
 
 
-@category("candle", options={"flame": YES_NO("a flame"), "holder": YES_NO("a holder")})
+@category("candle", options={"flame": yes_no("a flame"), "holder": yes_no("a holder")})
 def candle(a: Attr):
   w, top, bot = a.u("width", 0.16, 0.28), a.u("top", -0.5, -0.05), 0.72
   parts = []
@@ -68,7 +66,7 @@ def candle(a: Attr):
   return parts
 
 
-@category("light bulb", options={"rays": YES_NO("rays"), "shape": {"round": "", "pear": "a pear shape"}})
+@category("light bulb", options={"rays": yes_no("rays"), "shape": {"round": "", "pear": "a pear shape"}})
 def light_bulb(a: Attr):
   r, cy, nw = a.u("radius", 0.45, 0.6), -0.3, a.u("neck", 0.2, 0.26)
   neck_y = 0.3
@@ -93,7 +91,7 @@ def light_bulb(a: Attr):
   return parts
 
 
-@category("television", options={"antenna": YES_NO("an antenna"), "stand": {"stand": "a stand", "legs": "legs"},
+@category("television", options={"antenna": yes_no("an antenna"), "stand": {"stand": "a stand", "legs": "legs"},
                                  "screen": {"wide": "a wide screen", "square": ""}})
 def television(a: Attr):
   wide = a.opt("screen") == "wide"
@@ -117,7 +115,7 @@ def television(a: Attr):
   return parts
 
 
-@category("phone", options={"buttons": {"yes": "buttons", "no": "a big screen"}, "camera": YES_NO("a camera")})
+@category("phone", options={"buttons": {"yes": "buttons", "no": "a big screen"}, "camera": yes_no("a camera")})
 def phone(a: Attr):
   w, h, r = a.u("width", 0.38, 0.5), a.u("height", 0.8, 0.95), a.u("corner", 0.05, 0.15)
   parts = [shape(rrect(-w, -h, w, h, r))]
@@ -136,7 +134,7 @@ def phone(a: Attr):
   return parts
 
 
-@category("book", options={"bookmark": YES_NO("a bookmark"), "title": YES_NO("a title")})
+@category("book", options={"bookmark": yes_no("a bookmark"), "title": yes_no("a title")})
 def book(a: Attr):
   w, h, d = a.u("width", 0.55, 0.75), a.u("height", 0.8, 0.95), a.u("depth", 0.08, 0.16)
   parts = [shape(poly((-w, -h), (w, -h), (w + d, -h + d), (w + d, h + d), (-w + d, h + d), (-w, h)), "light")]
@@ -156,7 +154,7 @@ def book(a: Attr):
   return parts
 
 
-@category("envelope", options={"flap": {"closed": "", "open": "an open flap"}, "stamp": YES_NO("a stamp")})
+@category("envelope", options={"flap": {"closed": "", "open": "an open flap"}, "stamp": yes_no("a stamp")})
 def envelope(a: Attr):
   w, h = a.u("width", 0.85, 1.0), a.u("height", 0.5, 0.65)
   parts = []
@@ -172,7 +170,7 @@ def envelope(a: Attr):
   return parts
 
 
-@category("hammer", options={"head": {"claw": "a claw", "flat": ""}, "grip": YES_NO("a grip")})
+@category("hammer", options={"head": {"claw": "a claw", "flat": ""}, "grip": yes_no("a grip")})
 def hammer(a: Attr):
   hl, hw = a.u("head_len", 0.5, 0.65), a.u("head_h", 0.15, 0.22)
   parts = [shape(rrect(-0.08, -0.6, 0.08, 1.0, 0.06))]
@@ -188,7 +186,7 @@ def hammer(a: Attr):
   return parts
 
 
-@category("pencil", options={"eraser": YES_NO("an eraser"), "tip": {"sharp": "a sharp tip", "blunt": "a blunt tip"}})
+@category("pencil", options={"eraser": yes_no("an eraser"), "tip": {"sharp": "a sharp tip", "blunt": "a blunt tip"}})
 def pencil(a: Attr):
   w, top, cone = a.u("width", 0.13, 0.19), -1.0, a.u("cone_y", 0.45, 0.6)
   parts = []
@@ -211,7 +209,7 @@ def pencil(a: Attr):
   return parts
 
 
-@category("bell", options={"bow": YES_NO("a bow"), "handle": {"ring": "", "handle": "a handle"}})
+@category("bell", options={"bow": yes_no("a bow"), "handle": {"ring": "", "handle": "a handle"}})
 def bell(a: Attr):
   flare, waist = a.u("flare", 0.75, 0.9), a.u("waist", 0.3, 0.45)
   right = path(bezier((0, -0.6), (waist + 0.15, -0.62), (waist, 0.1), (flare, 0.45), n=16), poly((flare, 0.55)))

@@ -8,16 +8,14 @@ import numpy as np
 
 from sgvu.data.synth.geometry import (DETAIL, OUTLINE, PART, bezier, ellipse, lathe, line, outline, path,
                                       poly, rect, rrect, shape)
-from sgvu.data.synth.model import Attr, category
-
-YES_NO = lambda phrase: {"yes": phrase, "no": ""}  # noqa: E731
+from sgvu.data.synth.model import Attr, category, yes_no
 
 
 def _wheel(x: float, y: float, r: float):
   return [shape(ellipse(x, y, r, n=28), "dark", OUTLINE), shape(ellipse(x, y, r * 0.45, n=14), "metal", DETAIL)]
 
 
-@category("car", options={"doors": {"two": "two doors", "four": "four doors"}, "spoiler": YES_NO("a spoiler"),
+@category("car", options={"doors": {"two": "two doors", "four": "four doors"}, "spoiler": yes_no("a spoiler"),
                           "wheels": {"small": "", "big": "big wheels"}})
 def car(a: Attr):
   L, body_top, ground = 1.0, a.u("body_top", -0.05, 0.1), 0.55
@@ -88,7 +86,7 @@ def truck(a: Attr):
   return parts
 
 
-@category("bicycle", options={"basket": YES_NO("a basket"), "frame": {"diamond": "", "low": "a low frame"}})
+@category("bicycle", options={"basket": yes_no("a basket"), "frame": {"diamond": "", "low": "a low frame"}})
 def bicycle(a: Attr):
   wr, gap = a.u("wheel", 0.4, 0.48), a.u("gap", 0.5, 0.6)
   bx, fx, y = -gap, gap, 0.35
@@ -116,7 +114,7 @@ def bicycle(a: Attr):
   return parts
 
 
-@category("sailboat", options={"sails": {"one": "one sail", "two": "two sails"}, "flag": YES_NO("a flag")})
+@category("sailboat", options={"sails": {"one": "one sail", "two": "two sails"}, "flag": yes_no("a flag")})
 def sailboat(a: Attr):
   hull_top, L = a.u("hull_top", 0.35, 0.5), a.u("length", 0.85, 1.0)
   parts = [shape(poly((-L, hull_top), (L, hull_top), (L * 0.7, 0.85), (-L * 0.75, 0.85)))]
@@ -155,8 +153,8 @@ def airplane(a: Attr):
   return parts
 
 
-@category("rocket", options={"fins": {"two": "two fins", "three": "three fins"}, "window": YES_NO("a round window"),
-                             "flames": YES_NO("flames")})
+@category("rocket", options={"fins": {"two": "two fins", "three": "three fins"}, "window": yes_no("a round window"),
+                             "flames": yes_no("flames")})
 def rocket(a: Attr):
   w, nose = a.u("width", 0.25, 0.33), a.u("nose", 0.35, 0.5)
   top, bot = -0.95, 0.55
@@ -208,7 +206,7 @@ def helicopter(a: Attr):
   return parts
 
 
-@category("train", options={"chimney": YES_NO("a chimney"), "carriage": YES_NO("a carriage")})
+@category("train", options={"chimney": yes_no("a chimney"), "carriage": yes_no("a carriage")})
 def train(a: Attr):
   ground = 0.45
   carriage = a.opt("carriage") == "yes"

@@ -8,9 +8,7 @@ import numpy as np
 
 from sgvu.data.synth.geometry import (DETAIL, OUTLINE, PART, bezier, ellipse, line, outline, path, poly,
                                       rect, rrect, shape)
-from sgvu.data.synth.model import Attr, category
-
-YES_NO = lambda phrase: {"yes": phrase, "no": ""}  # noqa: E731
+from sgvu.data.synth.model import Attr, category, yes_no
 
 
 @category("shoe", options={"heel": {"flat": "a flat sole", "high": "a high heel"}, "laces": {"yes": "laces", "no": "no laces"},
@@ -61,8 +59,8 @@ def shoe(a: Attr):
   return parts
 
 
-@category("hat", options={"crown": {"tall": "a tall crown", "round": "a round crown"}, "band": YES_NO("a band"),
-                          "feather": YES_NO("a feather")})
+@category("hat", options={"crown": {"tall": "a tall crown", "round": "a round crown"}, "band": yes_no("a band"),
+                          "feather": yes_no("a feather")})
 def hat(a: Attr):
   bw, cw = a.u("brim", 0.85, 1.0), a.u("crown_w", 0.45, 0.55)
   base = a.u("base", 0.2, 0.35)
@@ -82,8 +80,8 @@ def hat(a: Attr):
   return parts
 
 
-@category("shirt", options={"sleeves": {"short": "short sleeves", "long": "long sleeves"}, "collar": YES_NO("a collar"),
-                            "pocket": YES_NO("a pocket")})
+@category("shirt", options={"sleeves": {"short": "short sleeves", "long": "long sleeves"}, "collar": yes_no("a collar"),
+                            "pocket": yes_no("a pocket")})
 def shirt(a: Attr):
   w, sh = a.u("width", 0.5, 0.6), -0.75
   long_ = a.opt("sleeves") == "long"
@@ -106,7 +104,7 @@ def shirt(a: Attr):
   return parts
 
 
-@category("trousers", options={"legs": {"long": "", "short": "short legs"}, "belt": YES_NO("a belt")})
+@category("trousers", options={"legs": {"long": "", "short": "short legs"}, "belt": yes_no("a belt")})
 def trousers(a: Attr):
   w, top = a.u("width", 0.5, 0.6), -0.95
   length = 0.95 if a.opt("legs") == "long" else a.u("short_len", 0.0, 0.15)
@@ -145,7 +143,7 @@ def glasses(a: Attr):
   return parts
 
 
-@category("handbag", options={"handle": {"one": "a short handle", "strap": "a long strap"}, "flap": YES_NO("a flap")})
+@category("handbag", options={"handle": {"one": "a short handle", "strap": "a long strap"}, "flap": yes_no("a flap")})
 def handbag(a: Attr):
   tw, bw, top = a.u("top_w", 0.55, 0.7), a.u("bot_w", 0.75, 0.9), a.u("top", -0.15, 0.1)
   parts = []
@@ -186,7 +184,7 @@ def umbrella(a: Attr):
   return parts
 
 
-@category("crown", options={"points": {"three": "three points", "five": "five points"}, "jewels": YES_NO("jewels")},
+@category("crown", options={"points": {"three": "three points", "five": "five points"}, "jewels": yes_no("jewels")},
           colours=("yellow", "orange", "red", "purple", "blue", "grey"))
 def crown(a: Attr):
   w, top, base = a.u("width", 0.8, 0.95), a.u("top", -0.7, -0.5), 0.45

@@ -161,8 +161,8 @@ def densify(pts: np.ndarray, closed: bool, step: float) -> np.ndarray:
   seg = np.diff(pts, axis=0)
   length = np.hypot(seg[:, 0], seg[:, 1])
   reps = np.maximum(1, np.ceil(length / step).astype(int))
-  t = np.concatenate([np.arange(r) / r for r in reps])
   idx = np.repeat(np.arange(len(seg)), reps)
+  t = (np.arange(len(idx)) - np.repeat(np.cumsum(reps) - reps, reps)) / reps[idx]
   out = pts[idx] + seg[idx] * t[:, None]
   return np.concatenate([out, pts[-1:]], axis=0).astype(np.float32)
 

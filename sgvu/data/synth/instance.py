@@ -55,11 +55,10 @@ def pose_parts(parts: Sequence[Part], rotation: float, flip: bool) -> tuple[Part
   centre = (box[:2] + box[2:]) / 2
   c, s = math.cos(rotation), math.sin(rotation)
   m = np.array([[c, -s], [s, c]]) @ np.diag([-1.0 if flip else 1.0, 1.0])
-  posed = [p.transformed(m.astype(np.float32), -(m @ centre).astype(np.float32)) for p in parts]
-  box = bounds(posed)
-  half = float(np.abs(box).max())
-  scale = np.eye(2, dtype=np.float32) / max(half, 1e-6)
-  return tuple(p.transformed(scale, np.zeros(2, np.float32)) for p in posed)
+  posed = (np.concatenate([p.pts for p in parts]) - centre) @ m.T
+  m = m / max(float(np.abs(posed).max()), 1e-6)
+  offset = -(m @ centre).astype(np.float32)
+  return tuple(p.transformed(m.astype(np.float32), offset) for p in parts)
 
 
 def placed(parts: Sequence[Part], cx: float, cy: float, unit: float) -> list[Part]:
@@ -119,7 +118,7 @@ def make_instance(cat: Category, seed: Sequence[int], place: str | None = None) 
 
 
 def paint(img, inst: Instance, cx: float, cy: float, unit: float, k: float) -> None:
-  """Paints the instance (and its neighbour, behind it) onto a supersampled image."""
+  """Paints the instance (and its neighbour, behind it); k = image pixels per canvas unit."""
   if inst.neighbour_look is not None:
     nx, ny, nu = inst.neighbour_pose
     # Scenes move the object; keep the neighbour at the same relative offset.
@@ -131,7 +130,6 @@ def paint(img, inst: Instance, cx: float, cy: float, unit: float, k: float) -> N
 
 def render_photo(inst: Instance, size: int) -> np.ndarray:
   """uint8 [size, size, 3]: the instance on its place's cluttered background."""
-  hi = size * photo.supersample(size)
-  img = background.background(inst.place, hi, rng_for(inst.seed, _BACKGROUND))
-  paint(img, inst, inst.pose["cx"], inst.pose["cy"], inst.pose["unit"], hi / CANVAS)
-  return photo.finish(img, size, rng_for((*inst.seed, size), _NOISE))
+  img = background.background(inst.place, size, rng_for(inst.seed, _BACKGROUND))
+  paint(img, inst, inst.pose["cx"], inst.pose["cy"], inst.pose["unit"], size / CANVAS)
+  return photo.finish(img, rng_for((*inst.seed, size), _NOISE))

@@ -48,6 +48,11 @@ def category(name: str, options: dict[str, dict[str, str]] | None = None,
   return register
 
 
+def yes_no(phrase: str) -> dict[str, str]:
+  """The common two-valued option: present (named in captions) or absent (silent)."""
+  return {"yes": phrase, "no": ""}
+
+
 class Attr:
   """The fine-grained attributes of one instance, drawn from one generator."""
 

@@ -1,7 +1,8 @@
 """Photo rendering: coloured, textured, shaded objects painted with PIL.
 
-Geometry arrives in 256-canvas coordinates; everything is drawn at a
-supersampled resolution and box-filtered down, which anti-aliases edges.
+Geometry arrives in 256-canvas coordinates. Objects are drawn supersampled on
+their own bounding box and box-filtered down (anti-aliased edges); the
+smooth background is drawn directly at the output size.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import math
 from typing import Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
 from sgvu.data.synth import palette
 from sgvu.data.synth.geometry import Part, bounds
@@ -43,35 +44,39 @@ class Look:
 
 
 def supersample(size: int) -> int:
-  """Drawing scale: small images need more supersampling to look smooth."""
+  """Object drawing scale: small images need more supersampling to look smooth."""
   return 4 if size <= 96 else 2
 
 
 def paint_object(img: Image.Image, parts: Sequence[Part], look: Look, unit: float, k: float,
                  shadow: bool = True) -> None:
-  """Paints parts (canvas coords) onto img in place; k = pixels per canvas unit.
+  """Paints parts (canvas coords) onto img in place; k = output pixels per canvas unit.
 
+  The object is drawn supersampled on its own bounding box and box-filtered
+  down (anti-aliased edges); the background is only touched where it shows.
   unit: canvas units per object unit (sets line widths and texture scale).
   """
-  hi = img.size[0]
+  size = img.size[0]
+  ss = supersample(size)
   box = bounds(parts) * k
-  x0, y0 = max(0, int(box[0]) - 4), max(0, int(box[1]) - 4)
-  x1, y1 = min(hi, int(math.ceil(box[2])) + 4), min(hi, int(math.ceil(box[3])) + 4)
+  x0, y0 = max(0, int(box[0]) - 2), max(0, int(box[1]) - 2)
+  x1, y1 = min(size, int(math.ceil(box[2])) + 2), min(size, int(math.ceil(box[3])) + 2)
   if x1 <= x0 or y1 <= y0:
     return
-  w, h = x1 - x0, y1 - y0
+  w, h = (x1 - x0) * ss, (y1 - y0) * ss
+  kk = k * ss
   layer = Image.new("RGB", (w, h))
   mask = Image.new("L", (w, h), 0)
   draw, draw_mask = ImageDraw.Draw(layer), ImageDraw.Draw(mask)
   texture = None
-  edge = max(1, int(round(0.012 * unit * k)))
+  edge = max(1, int(round(0.012 * unit * kk)))
   for part in parts:
-    xy = [(float(x), float(y)) for x, y in (part.pts * k - (x0, y0)).tolist()]
+    xy = [(float(x), float(y)) for x, y in (part.pts * kk - (x0 * ss, y0 * ss)).tolist()]
     if part.fill is not None and len(xy) >= 3:
       col = look.role(part.fill)
       if part.fill == "body" and look.texture != "plain":
         if texture is None:
-          texture = _texture(look, (w, h), unit * k)
+          texture = _texture(look, (w, h), unit * kk)
         region = Image.new("L", (w, h), 0)
         ImageDraw.Draw(region).polygon(xy, fill=255)
         layer.paste(texture, (0, 0), region)
@@ -82,34 +87,31 @@ def paint_object(img: Image.Image, parts: Sequence[Part], look: Look, unit: floa
       draw_mask.line(xy + xy[:1], fill=255, width=edge)
     else:
       col = look.role(part.ink)
-      width = max(1, int(round(part.width * 0.01 * unit * k)))
+      width = max(1, int(round(part.width * 0.01 * unit * kk)))
       if part.closed:
         xy = xy + xy[:1]
       draw.line(xy, fill=col, width=width, joint="curve")
       draw_mask.line(xy, fill=255, width=width, joint="curve")
-  layer = _shade(layer, look.light)
+  layer = _shade(layer, look.light).resize((x1 - x0, y1 - y0), Image.Resampling.BOX)
+  mask = mask.resize((x1 - x0, y1 - y0), Image.Resampling.BOX)
   if shadow:
     _drop_shadow(img, mask, (x0, y0), unit * k)
   img.paste(layer, (x0, y0), mask)
 
 
 def _shade(layer: Image.Image, light: float) -> Image.Image:
-  """Linear lighting ramp across the object: brighter towards the light."""
+  """Linear lighting ramp across the object: darker away from the light."""
   w, h = layer.size
   xs = np.linspace(-1.0, 1.0, w, dtype=np.float32)[None, :]
   ys = np.linspace(-1.0, 1.0, h, dtype=np.float32)[:, None]
   t = (xs * math.cos(light) + ys * math.sin(light)) * (1 / math.sqrt(2))  # -1..1 (1: lit side)
-  gain = ((1.0 + 0.22 * t) * 128).astype(np.uint16)[..., None]  # fixed point, 7 fraction bits
-  arr = (np.asarray(layer).astype(np.uint16) * gain) >> 7
-  return Image.fromarray(np.minimum(arr, 255).astype(np.uint8))
+  gain = Image.fromarray(((0.86 + 0.14 * t) * 255).astype(np.uint8), "L")
+  return ImageChops.multiply(layer, Image.merge("RGB", (gain, gain, gain)))
 
 
 def _drop_shadow(img: Image.Image, mask: Image.Image, origin: tuple[int, int], px_per_unit: float) -> None:
-  w, h = mask.size
-  small = mask.resize((max(1, w // 4), max(1, h // 4)), Image.Resampling.BOX)
-  small = small.filter(ImageFilter.BoxBlur(max(1, px_per_unit * 0.03 / 4)))
-  soft = small.resize((w, h), Image.Resampling.BILINEAR).point(_SHADOW_LUT)
-  off = int(round(px_per_unit * 0.05))
+  soft = mask.filter(ImageFilter.BoxBlur(max(1.0, px_per_unit * 0.03))).point(_SHADOW_LUT)
+  off = max(1, int(round(px_per_unit * 0.05)))
   img.paste((20, 20, 25), (origin[0] + off, origin[1] + off), soft)
 
 
@@ -142,17 +144,18 @@ def _texture(look: Look, size: tuple[int, int], px_per_unit: float) -> Image.Ima
   return tex
 
 
-def finish(img: Image.Image, size: int, rng: np.random.Generator, noise: float = 3.5) -> np.ndarray:
-  """Downsamples the supersampled drawing and adds sensor noise."""
-  small = np.asarray(img.resize((size, size), Image.Resampling.BOX)).astype(np.int16)
+def finish(img: Image.Image, rng: np.random.Generator, noise: float = 3.5) -> np.ndarray:
+  """Adds sensor noise to the final-size image."""
+  size = img.size[0]
+  arr = np.asarray(img).astype(np.int16)
   tile = _noise_tile()
-  # A random window of a fixed Gaussian tile: deterministic, and far cheaper
-  # than drawing fresh normals per pixel.
-  oy, ox = rng.integers(0, tile.shape[0] - size + 1 if size <= tile.shape[0] else 1, 2)
   reps = -(-size // tile.shape[0])
   if reps > 1:
     tile = np.tile(tile, (reps, reps, 1))
-  noisy = small + (tile[oy:oy + size, ox:ox + size] * (noise / _NOISE_SCALE)).astype(np.int16)
+  # A random window of a fixed Gaussian tile: deterministic, and far cheaper
+  # than drawing fresh normals per pixel.
+  oy, ox = rng.integers(0, tile.shape[0] - size + 1, 2)
+  noisy = arr + (tile[oy:oy + size, ox:ox + size] * (noise / _NOISE_SCALE)).astype(np.int16)
   return np.clip(noisy, 0, 255).astype(np.uint8)
 
 

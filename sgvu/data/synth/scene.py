@@ -40,9 +40,8 @@ def render_scene(seed: int, categories: Sequence[str], index: int, size: int = 2
     taken.append(box)
     objects.append((box[3], cat, inst, cx, cy, unit, box))
   objects.sort(key=lambda o: o[0])  # nearer (lower) objects are painted last, over farther ones
-  ss = photo.supersample(size)
-  img = background.background(place, size * ss, rng)
-  k = size * ss / CANVAS
+  img = background.background(place, size, rng)
+  k = size / CANVAS
   for _, _, inst, cx, cy, unit, _ in objects:
     photo.paint_object(img, placed(inst.parts, cx, cy, unit), inst.look, unit, k)
   boxes = np.stack([o[6] for o in objects]) * (size / CANVAS)
@@ -52,7 +51,7 @@ def render_scene(seed: int, categories: Sequence[str], index: int, size: int = 2
     a = o[2].attributes()
     a.pop("neighbour")
     attributes.append(a)
-  return dict(image=photo.finish(img, size, rng),
+  return dict(image=photo.finish(img, rng),
               boxes=boxes,
               labels=np.array([categories.index(o[1]) for o in objects], np.int32),
               attributes=attributes,
