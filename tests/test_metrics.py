@@ -245,7 +245,7 @@ def test_bad_targets_ks_and_block_size():
     retrieval.ranks(q, np.array([0.0, 1.0, 2.0]), g)
   with pytest.raises(ValueError, match="query_targets has 2 entries"):
     retrieval.instance_metrics(q, np.array([0, 1]), g)
-  with pytest.raises(ValueError, match="ks must be positive"):
+  with pytest.raises(ValueError, match="every K in ks"):
     retrieval.retrieval_metrics(q, np.zeros(3), g, np.zeros(5), ks=(5, 0))
   with pytest.raises(ValueError, match="block_size"):
     retrieval.retrieval_metrics(q, np.zeros(3), g, np.zeros(5), block_size=0)

@@ -78,25 +78,24 @@ def _check_vector(x, name: str, length: int, length_of: str) -> np.ndarray:
   return x
 
 
+def _check_positive_int(value, name: str) -> int:
+  if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+    raise ValueError(f"{name} must be a positive integer, got {value!r}")
+  return int(value)
+
+
 def _check_ks(ks: Sequence[int]) -> tuple[int, ...]:
-  ks = tuple(ks)
-  for k in ks:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-      raise ValueError(f"ks must be positive integers, got {k!r} in {ks}")
-  return tuple(int(k) for k in ks)
-
-
-def _check_block_size(block_size: int) -> int:
-  if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
-    raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
-  return int(block_size)
+  return tuple(_check_positive_int(k, f"every K in ks={tuple(ks)}") for k in ks)
 
 
 # ------------------------------------------------------------------ relevance
 
 
-def _label_relevance(query_labels: np.ndarray, gallery_labels: np.ndarray) -> np.ndarray:
-  """[Q, M] gallery indices relevant to each query (same label), -1 padded."""
+def _label_relevance(query_labels: np.ndarray, gallery_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """(table [C + 1, M], row [Q]): table[row[q]] lists q's relevant gallery indices, -1 padded.
+
+  One row per class rather than per query: Q x M could be large.
+  """
   classes, gallery_class = np.unique(gallery_labels, return_inverse=True)
   try:
     slot = np.searchsorted(classes, query_labels)
@@ -112,7 +111,7 @@ def _label_relevance(query_labels: np.ndarray, gallery_labels: np.ndarray) -> np
   order = np.argsort(gallery_class, kind="stable")
   starts = np.cumsum(counts) - counts
   table[gallery_class[order], np.arange(len(order)) - starts[gallery_class[order]]] = order
-  return table[np.where(found, slot, len(classes))]
+  return table, np.where(found, slot, len(classes))
 
 
 # ----------------------------------------------------------------- jitted core
@@ -151,8 +150,9 @@ def _metrics_from_ranks(ranks: jax.Array, num_relevant: jax.Array, ks: tuple[int
   n = num_relevant.astype(jnp.float64)
 
   def interpolated_ap(keep, denominator):
-    # Precision at later relevant ranks can only be higher: a right-to-left
-    # running max is VOC's monotone envelope.
+    # VOC interpolation: max precision at this or any later rank. Between
+    # relevant ranks precision only falls, so a right-to-left running max over
+    # the relevant ranks is that envelope.
     envelope = jax.lax.cummax(jnp.where(keep, precision, 0.0), axis=1, reverse=True)
     return jnp.sum(jnp.where(keep, envelope, 0.0), axis=1) / jnp.maximum(denominator, 1.0)
 
@@ -239,7 +239,7 @@ def per_query_metrics(query_embeds, gallery_embeds, *, query_labels=None, galler
   if queries.shape[1] != gallery.shape[1]:
     raise ValueError(f"query_embeds has dim {queries.shape[1]} but gallery_embeds has dim {gallery.shape[1]}")
   num_queries, num_gallery = len(queries), len(gallery)
-  ks, block_size = _check_ks(ks), _check_block_size(block_size)
+  ks, block_size = _check_ks(ks), _check_positive_int(block_size, "block_size")
   if query_targets is not None:
     if query_labels is not None or gallery_labels is not None:
       raise ValueError("give either query_targets or query_labels + gallery_labels, not both")
@@ -249,17 +249,17 @@ def per_query_metrics(query_embeds, gallery_embeds, *, query_labels=None, galler
     if targets.min() < 0 or targets.max() >= num_gallery:
       raise ValueError(f"query_targets must lie in [0, {num_gallery}) (gallery size), "
                        f"got values in [{targets.min()}, {targets.max()}]")
-    relevant = targets.astype(np.int32)[:, None]
+    table, row = targets.astype(np.int32)[:, None], np.arange(num_queries)
   elif query_labels is None or gallery_labels is None:
     raise ValueError("give query_labels and gallery_labels (category-level) or query_targets (instance-level)")
   else:
-    relevant = _label_relevance(_check_vector(query_labels, "query_labels", num_queries, "query_embeds"),
+    table, row = _label_relevance(_check_vector(query_labels, "query_labels", num_queries, "query_embeds"),
                                 _check_vector(gallery_labels, "gallery_labels", num_gallery, "gallery_embeds"))
 
   with jax.enable_x64(True):  # int64 ranking keys and f64 averaging, inside this call only
     results = _map_blocks(lambda start, stop, size, gallery_unit, rows: _block_metrics(
         jax.device_put(_pad(queries[start:stop], size), rows), gallery_unit,
-        jax.device_put(_pad(relevant[start:stop], size, -1), rows), ks), num_queries, block_size, gallery)
+        jax.device_put(_pad(table[row[start:stop]], size, -1), rows), ks), num_queries, block_size, gallery)
   return {name: np.concatenate([r[name] for r in results]) for name in results[0]}
 
 
@@ -319,7 +319,7 @@ def topk(query_embeds, gallery_embeds, k: int, *,
   gallery = _check_embeds(gallery_embeds, "gallery_embeds")
   if queries.shape[1] != gallery.shape[1]:
     raise ValueError(f"query_embeds has dim {queries.shape[1]} but gallery_embeds has dim {gallery.shape[1]}")
-  (k,), block_size = _check_ks([k]), _check_block_size(block_size)
+  (k,), block_size = _check_ks([k]), _check_positive_int(block_size, "block_size")
   k = min(k, len(gallery))
   results = _map_blocks(lambda start, stop, size, gallery_unit, rows: _block_topk(
       jax.device_put(_pad(queries[start:stop], size), rows), gallery_unit, k), len(queries), block_size, gallery)
