@@ -26,13 +26,15 @@ class SynthSketch(base.Source):
     UNSEEN ones (all `photos_per_category` instances each).
   protocol 'instance': every chosen category in both splits, with disjoint
     photo instances (the last `test_fraction` of each category's instances).
+  cache_size: instances (geometry) and sketches (strokes) kept per process,
+    ~13 KB per instance with one sketch; later epochs then only rasterise.
   """
 
   name = "synthsketch"
 
   def __init__(self, seed: int = 0, protocol: str = "zero_shot", categories: Sequence[str] | None = None,
                photos_per_category: int = 40, sketches_per_photo: int = 3, test_fraction: float = 0.2,
-               cache_size: int = 16384):
+               cache_size: int = 8192):
     if protocol not in PROTOCOLS:
       raise ValueError(f"unknown SynthSketch protocol {protocol!r}; valid: {PROTOCOLS}")
     cats = tuple(categories) if categories is not None else catalog.ALL_CATEGORIES
