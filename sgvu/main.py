@@ -33,12 +33,22 @@ def run(config, workdir: str) -> dict:
   return experiment.run(config, workdir)
 
 
+class _QuietLibraries:
+  """Drops INFO chatter of checkpoint/data libraries so progress lines stay readable."""
+
+  NOISY = ("/orbax/", "/grain/", "/etils/")
+
+  def filter(self, record) -> bool:
+    return record.levelno >= 30 or not any(n in record.pathname for n in self.NOISY)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   config = _CONFIG.value
   if config is None:
     raise app.UsageError("--config=experiments/NAME.py is required")
+  logging.get_absl_handler().addFilter(_QuietLibraries())
   sharding.maybe_initialize_distributed()
   workdir = _WORKDIR.value or os.path.join("runs", config.get("name", config.task))
   logging.info("workdir: %s", os.path.abspath(workdir))

@@ -1,0 +1,174 @@
+"""Stage (a) of the embedded world: a small CLIP pretrained on SynthSketch
+photo-caption pairs with CLIP's InfoNCE. It never sees a sketch, so it plays
+the part of web-pretrained CLIP for the sketch tasks.
+
+Photos come from a SynthSketch world with its own seed (other instances than
+the retrieval benchmarks) covering all categories, as web data would.
+The result is cached by a hash of its config and reused by every experiment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+
+from absl import logging
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from sgvu import clip_io, configs, losses, train
+from sgvu import data as data_lib
+from sgvu.data import pipeline
+from sgvu.data import synth
+from sgvu.models.clip import CLIP, MODEL_PRESETS, get_preset
+from sgvu.tasks import common
+from sgvu.tasks.base import Task
+from sgvu.tokenizers import WordTokenizer
+
+TEMPLATE = "a photo of a {}"
+DONE_FILE = "PRETRAIN_DONE"
+
+
+def pretrain_config() -> ml_collections.ConfigDict:
+  c = configs.train_config()
+  c.model = "synth-s"
+  c.data = common.data_config(synth_seed=1000, photos_per_category=40)
+  c.batch_size = 128
+  c.num_steps = 600
+  c.log_every = 50
+  c.checkpoint_every = 200
+  c.optim = configs.optim_config(name="adamw", lr=1e-3, weight_decay=0.05, schedule="cosine",
+                                 warmup_steps=50, grad_clip_norm=1.0)
+  c.cache_dir = ""  # default: $SGVU_CACHE or ~/.cache/sgvu
+  return c
+
+
+def template_words() -> list[str]:
+  return sorted(set(WordTokenizer.split(TEMPLATE.format(""))))
+
+
+def synth_tokenizer(context_length: int) -> WordTokenizer:
+  category_words = {w for c in synth.ALL_CATEGORIES for w in WordTokenizer.split(data_lib.category_text(c))}
+  vocab = sorted(set(synth.SynthSketch.vocabulary()) | set(template_words()) | category_words)
+  return WordTokenizer(vocab, context_length)
+
+
+def synth_clip_config(preset: str, tokenizer: WordTokenizer):
+  """The preset with its text vocabulary sized to SynthSketch's closed vocabulary."""
+  cfg = get_preset(preset)
+  return cfg.replace(text=dataclasses.replace(cfg.text, vocab_size=tokenizer.vocab_size,
+                                              eos_token_id=tokenizer.eos_token_id, pool="eos"))
+
+
+class CLIPPretrainTask(Task):
+  """InfoNCE on (photo, caption) batches."""
+
+  def __init__(self, config, source, tokenizer):
+    super().__init__(config)
+    self.clip_cfg = synth_clip_config(config.model, tokenizer)
+    self.model = CLIP(self.clip_cfg)
+    self.source, self.tokenizer = source, tokenizer
+    self.image_size = self.clip_cfg.vision.image_size
+
+  def init_params(self, rng):
+    images = jnp.zeros((1, self.image_size, self.image_size, 3))
+    tokens = jnp.zeros((1, self.clip_cfg.text.context_length), jnp.int32)
+    return self.model.init(rng, images, tokens)["params"]
+
+  def loss_fn(self, params, batch, rng):
+    img, txt, scale = self.model.apply({"params": params}, common.normalize_images(batch["photo"]), batch["tokens"])
+    loss = losses.infonce(img, txt, scale)
+    logits = losses.l2_normalize(img) @ losses.l2_normalize(txt).T
+    acc = jnp.mean(jnp.argmax(logits, -1) == jnp.arange(logits.shape[0]))
+    return loss, {"batch_acc": acc, "temperature": scale}
+
+  def train_iterator(self, batch_size, seed):
+    return pipeline.photo_caption_loader(self.source, "train", batch_size=batch_size, image_size=self.image_size,
+                                         tokenize=self.tokenizer, seed=seed,
+                                         num_workers=self.config.data.num_workers)
+
+  def evaluate(self, params):
+    return zero_shot_accuracy(self.model, params, self.source, "test", self.tokenizer, self.image_size)
+
+
+def class_text_embeddings(model: CLIP, params, tokenizer, categories) -> np.ndarray:
+  texts = [TEMPLATE.format(data_lib.category_text(c)) for c in categories]
+  fn = jax.jit(lambda p, t: model.apply({"params": p}, t, method=CLIP.encode_text))
+  return np.asarray(fn(params, jnp.asarray(tokenizer(texts))))
+
+
+def zero_shot_accuracy(model, params, source, split, tokenizer, image_size, batch_size=128) -> dict:
+  """Photo classification against "a photo of a [category]" over the split's categories."""
+  sp = source.split(split)
+  text = class_text_embeddings(model, params, tokenizer, sp.categories)
+  lookup = {source.categories.index(c): i for i, c in enumerate(sp.categories)}
+  encode = jax.jit(lambda im: model.apply({"params": params}, common.normalize_images(im), method=CLIP.encode_image))
+  emb, labels, _ = common.embed_split(encode, source, split, "photo", image_size=image_size, batch_size=batch_size)
+  pred = np.argmax(losses.l2_normalize(jnp.asarray(emb)) @ losses.l2_normalize(jnp.asarray(text)).T, -1)
+  target = np.asarray([lookup[int(l)] for l in labels])
+  return {"zero_shot_acc": float(np.mean(np.asarray(pred) == target))}
+
+
+def _world_version() -> str:
+  """Hash of the SynthSketch generator's code: a changed world invalidates cached CLIPs."""
+  folder = os.path.dirname(synth.__file__)
+  h = hashlib.sha256()
+  for name in sorted(os.listdir(folder)):
+    if name.endswith(".py"):
+      with open(os.path.join(folder, name), "rb") as f:
+        h.update(name.encode() + f.read())
+  return h.hexdigest()
+
+
+def cache_directory(config: ml_collections.ConfigDict) -> str:
+  weights_relevant = {k: v for k, v in config.to_dict().items() if k not in ("cache_dir", "log_every")}
+  key = json.dumps(weights_relevant, sort_keys=True, default=str) + _world_version()
+  digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+  root = config.cache_dir or os.environ.get("SGVU_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "sgvu")
+  return os.path.join(root, "clip_synth", f"{config.model.replace('/', '')}-{digest}")
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  c = config.pretrain if "pretrain" in config else config
+  configs.check_choice(c, "model", MODEL_PRESETS)
+  configs.check_choice(c, "data.dataset", ["synth"])
+  configs.validate_train(c)
+
+
+def ensure_pretrained(config: ml_collections.ConfigDict) -> str:
+  """Returns a directory holding the pretrained synth CLIP (clip_io converted format + word tokenizer).
+
+  Trains it (resumably) the first time; later calls reuse the cache.
+  """
+  directory = cache_directory(config)
+  if os.path.exists(os.path.join(directory, DONE_FILE)):
+    logging.info("pretrained SynthSketch CLIP: reusing %s", directory)
+    return directory
+  logging.info("pretrained SynthSketch CLIP: training into %s (cached for later runs)", directory)
+  source = common.make_source(config.data, protocol="instance", test_fraction=0.2)
+  tokenizer = synth_tokenizer(get_preset(config.model).text.context_length)
+  task = CLIPPretrainTask(config, source, tokenizer)
+  params, evals = train.fit(task, config, os.path.join(directory, "train"))
+  out = os.path.join(directory, "clip")
+  if jax.process_index() == 0:
+    clip_io.save_converted(out, task.clip_cfg, jax.device_get(params))
+    tokenizer.save(out)
+    with open(os.path.join(directory, DONE_FILE), "w") as f:
+      json.dump({"evals": evals}, f)
+  return directory
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """`python -m sgvu.main --config=experiments/clip_pretrain.py`: pretrain and report zero-shot accuracy."""
+  c = config.pretrain
+  directory = ensure_pretrained(c)
+  with open(os.path.join(directory, DONE_FILE)) as f:
+    evals = json.load(f)["evals"]
+  rows = [{"method": "clip-synth", "split": "test", "zero_shot_acc": evals[-1]["zero_shot_acc"]}]
+  common.write_results(workdir, "clip_pretrain", rows, clip_dir=os.path.join(directory, "clip"))
+  print(common.format_table(rows, ["zero_shot_acc"]))
+  return {"rows": rows}

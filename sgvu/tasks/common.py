@@ -1,0 +1,102 @@
+"""Pieces several tasks share: data sources from config, image normalisation,
+embedding a whole split with a jitted encoder, results files."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any, Callable, Mapping
+
+from absl import logging
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from sgvu import data as data_lib
+from sgvu import preprocess
+from sgvu.data import pipeline
+
+_MEAN = np.asarray(preprocess.OPENAI_CLIP_MEAN, np.float32) * 255.0
+_STD = np.asarray(preprocess.OPENAI_CLIP_STD, np.float32) * 255.0
+
+
+def normalize_images(images: jax.Array) -> jax.Array:
+  """uint8 [..., 3] -> CLIP-normalised float32, on device."""
+  return (images.astype(jnp.float32) - _MEAN) / _STD
+
+
+def data_config(**overrides) -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.dataset = "synth"
+  c.root = ""  # real datasets: the local copy (see docs/datasets.md)
+  c.image_size = 64
+  c.num_workers = 0
+  c.strict = False
+  # SynthSketch world (ignored by real datasets).
+  c.synth_seed = 0
+  c.photos_per_category = 40
+  c.sketches_per_photo = 3
+  c.update(overrides)
+  return c
+
+
+def make_source(c: ml_collections.ConfigDict, **kwargs) -> data_lib.Source:
+  if c.dataset == "synth":
+    kwargs = dict(seed=c.synth_seed, photos_per_category=c.photos_per_category,
+                  sketches_per_photo=c.sketches_per_photo, **kwargs)
+    return data_lib.get_source("synth", None, **kwargs)
+  if not c.root:
+    raise ValueError(f"config.data.root is required for dataset {c.dataset!r} (the local copy; see docs/datasets.md)")
+  return data_lib.get_source(c.dataset, c.root, **kwargs)
+
+
+def embed_split(encode: Callable[[jax.Array], jax.Array], source: data_lib.Source, split: str, kind: str, *,
+                image_size: int, batch_size: int, fraction: float = 1.0, strict: bool = False,
+                desc: str = "") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """Embeds every photo or sketch of a split: (embeddings [N, E], labels [N], item index [N]).
+
+  `encode` maps uint8 [batch_size, S, S, 3] to [batch_size, E]; the last batch
+  is padded so it compiles once.
+  """
+  embeds, labels, index = [], [], []
+  t0, n_items = time.perf_counter(), len(getattr(source.split(split), "photos" if kind == "photo" else "sketches"))
+  done = 0
+  for batch in pipeline.eval_batches(source, split, kind, image_size=image_size, batch_size=batch_size,
+                                     fraction=fraction, strict=strict):
+    n = len(batch["labels"])
+    images = batch["images"]
+    if n < batch_size:
+      images = np.concatenate([images, np.zeros((batch_size - n,) + images.shape[1:], images.dtype)])
+    embeds.append(np.asarray(encode(images))[:n])
+    labels.append(batch["labels"])
+    index.append(batch["index"])
+    done += n
+    if desc and (done == n_items or len(embeds) % 20 == 0):
+      rate = done / max(time.perf_counter() - t0, 1e-9)
+      logging.info("%s: embedded %d/%d %ss (%.0f/s, ETA %.0fs)", desc, done, n_items, kind, rate,
+                   (n_items - done) / max(rate, 1e-9))
+  if not embeds:
+    raise data_lib.DataError(f"{source.name}/{split}: no {kind} could be loaded")
+  return np.concatenate(embeds), np.concatenate(labels), np.concatenate(index)
+
+
+def write_results(workdir: str, experiment: str, rows: list[Mapping[str, Any]], **extra) -> str:
+  """WORKDIR/results.json: {"experiment", "rows": [{"method", "split", METRIC: fraction}], ...}."""
+  path = os.path.join(workdir, "results.json")
+  if jax.process_index() == 0:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+      json.dump({"experiment": experiment, "rows": list(rows), **extra}, f, indent=1)
+    os.replace(tmp, path)  # never a half-written results file
+  return path
+
+
+def format_table(rows: list[Mapping[str, Any]], metrics: list[str]) -> str:
+  head = ["method", "split"] + metrics
+  lines = [head] + [[str(r.get("method")), str(r.get("split"))] +
+                    [f"{r[m]:.4f}" if isinstance(r.get(m), float) else "-" for m in metrics] for r in rows]
+  widths = [max(len(l[i]) for l in lines) for i in range(len(head))]
+  fmt = lambda l: "| " + " | ".join(c.ljust(w) for c, w in zip(l, widths)) + " |"
+  return "\n".join([fmt(lines[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + [fmt(l) for l in lines[1:]])
