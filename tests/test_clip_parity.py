@@ -6,12 +6,15 @@ get_image_features / get_text_features to 1e-4 in float32.
 """
 
 import json
+import shutil
 
+import jax
 import numpy as np
 import pytest
 from PIL import Image
 
 from sgvu import clip_io, preprocess
+from sgvu.models import CLIP
 from sgvu.tools import embed
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
@@ -153,6 +156,15 @@ def test_legacy_eos_2_pools_at_argmax():
   with torch.no_grad():
     ref = _features(model.get_text_features(
         input_ids=torch.from_numpy(ids).long()))
-  from sgvu.models import CLIP
   ours = CLIP(cfg).apply({"params": params}, ids, method=CLIP.encode_text)
   np.testing.assert_allclose(np.asarray(ours), ref, atol=ATOL, rtol=0)
+
+
+def test_pytorch_bin_checkpoint_loads_like_safetensors(hf_checkpoint, tmp_path):
+  import torch
+  d, model, _ = hf_checkpoint
+  shutil.copyfile(d / "config.json", tmp_path / "config.json")
+  torch.save(model.state_dict(), tmp_path / "pytorch_model.bin")
+  _, from_bin = clip_io.load_clip("hf:" + str(tmp_path))
+  _, from_safetensors = clip_io.load_clip("hf:" + str(d))
+  jax.tree.map(np.testing.assert_array_equal, from_bin, from_safetensors)

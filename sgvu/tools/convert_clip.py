@@ -50,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   copied = convert(args.hf_dir, args.out)
   print(f"wrote {args.out} (params, {clip_io.CONFIG_FILE}"
         + "".join(f", {c}" for c in copied) + ")")
-  if not {"tokenizer.json", "vocab.json"} & set(copied):
+  if not {"tokenizer.json", "vocab.json", "word_tokenizer.json"} & set(copied):
     print("warning: no tokenizer files found next to the checkpoint",
           file=sys.stderr)
   return 0

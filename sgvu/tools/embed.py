@@ -25,11 +25,15 @@ from sgvu.models.clip import CLIP
 class Embedder:
   """Jitted CLIP image/text embedding with the checkpoint's preprocessing."""
 
-  def __init__(self, clip_dir: str, batch_size: int = 32):
+  def __init__(self, clip_dir: str, batch_size: int = 32,
+               precision: str = "highest"):
     self.cfg, params = clip_io.load_clip(clip_dir)
     directory = clip_dir[3:] if clip_dir.startswith("hf:") else clip_dir
     self.params = jax.device_put(params)
     self.batch_size = batch_size
+    # Accelerators default to reduced-precision float32 matmuls; embeddings
+    # should match transformers' float32 numbers.
+    self.precision = precision
     self.preprocess = preprocess.ClipPreprocess.from_dir(
         directory, self.cfg.vision.image_size)
     self._directory = directory
@@ -56,7 +60,8 @@ class Embedder:
         # Pad the last chunk to the batch size: one compiled shape.
         pad = np.repeat(chunk[-1:], self.batch_size - n, axis=0)
         chunk = np.concatenate([chunk, pad])
-      outs.append(np.asarray(fn(self.params, chunk))[:n])
+      with jax.default_matmul_precision(self.precision):
+        outs.append(np.asarray(fn(self.params, chunk))[:n])
     return np.concatenate(outs) if outs else np.zeros(
         (0, self.cfg.embed_dim), np.float32)
 
@@ -85,10 +90,14 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--texts", nargs="*", default=[])
   parser.add_argument("--out", required=True, help="output .npz")
   parser.add_argument("--batch_size", type=int, default=32)
+  parser.add_argument("--precision", default="highest",
+                      choices=["default", "high", "highest"],
+                      help="float32 matmul precision on GPU/TPU")
   args = parser.parse_args(argv)
   if not args.images and not args.texts:
     parser.error("give --images and/or --texts")
-  embedder = Embedder(args.clip, batch_size=args.batch_size)
+  embedder = Embedder(args.clip, batch_size=args.batch_size,
+                      precision=args.precision)
   try:
     image_embeds = embedder.embed_images(args.images)
   except preprocess.ImageError as e:
