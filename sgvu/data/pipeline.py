@@ -13,6 +13,9 @@ iterator is a `grain.DatasetIterator`: `get_state()` / `set_state()` and
 from __future__ import annotations
 
 import collections
+import concurrent.futures
+import multiprocessing
+import time
 from typing import Any, Callable, Iterator, Sequence
 
 import grain
@@ -35,6 +38,10 @@ MAX_CONSECUTIVE_SKIPS = 1000
 
 def render_sketch(source: Source, item: SketchItem, size: int, fraction: float = 1.0) -> np.ndarray:
   """uint8 [size, size, 3]: strokes rendered at `fraction`, or a raster padded and resized."""
+  if fraction == 1.0:
+    cached = _rendered(source, "sketch", item.key, size)
+    if cached is not None:
+      return cached
   sketch = source.load_sketch(item)
   if sketch.strokes is not None:
     grey = strokes.render_strokes(sketch.strokes, size, fraction=fraction, key=item.key)
@@ -52,10 +59,84 @@ def render_sketch(source: Source, item: SketchItem, size: int, fraction: float =
 
 def load_photo(source: Source, item: PhotoItem, size: int) -> np.ndarray:
   """uint8 [size, size, 3]: decoded, padded to square with white, resized (bicubic)."""
+  cached = _rendered(source, "photo", item.key, size)
+  if cached is not None:
+    return cached
   img = np.asarray(source.load_photo(item, size=size))
   if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
     raise BadSample(item.key, f"photo must be uint8 [H, W, 3], got {img.dtype} {img.shape}")
   return images.to_square(img, size)
+
+
+# ----------------------------------------------------------------------------
+# Materialisation: render a finite source once, then every epoch is indexing.
+
+_RENDERED_ATTR = "_sgvu_rendered"
+
+
+def _rendered(source: Source, kind: str, key: str, size: int) -> np.ndarray | None:
+  table = getattr(source, _RENDERED_ATTR, None)
+  if table is None or table["size"] != size:
+    return None
+  return table[kind].get(key)
+
+
+def _render_chunk(args) -> list[tuple[str, str, np.ndarray | None, str]]:
+  source, size, jobs = args
+  out = []
+  for kind, item in jobs:
+    try:
+      img = load_photo(source, item, size) if kind == "photo" else render_sketch(source, item, size)
+      out.append((kind, item.key, img, ""))
+    except BadSample as e:
+      out.append((kind, item.key, None, e.reason))
+  return out
+
+
+def materialize(source: Source, size: int, splits: Sequence[str] = ("train", "test"), *,
+                kinds: Sequence[str] = ("photo", "sketch"), num_workers: int = 2, chunk: int = 256) -> Source:
+  """Renders every photo and complete sketch of `splits` at `size` into memory, once.
+
+  For procedural or small datasets (SynthSketch, fixtures) whose rendering
+  would otherwise be repeated every epoch. Partial sketches (fraction < 1)
+  and other sizes still render on demand. Items that fail are logged and left
+  to fail again (and be skipped) when loaded. Returns `source`, modified.
+  """
+  jobs = []
+  for name in splits:
+    sp = source.split(name)
+    jobs += [("photo", p) for p in sp.photos if "photo" in kinds]
+    jobs += [("sketch", s) for s in sp.sketches if "sketch" in kinds]
+  chunks = [(source, size, jobs[i:i + chunk]) for i in range(0, len(jobs), chunk)]
+  table = {"size": size, "photo": {}, "sketch": {}}
+  t0, done, failed = time.perf_counter(), 0, 0
+  if num_workers > 0 and len(chunks) > 1:
+    # spawn, not fork: the parent may already run JAX threads.
+    ctx = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(num_workers, mp_context=ctx) as pool:
+      results = pool.map(_render_chunk, chunks)
+      for part in results:
+        done, failed = _collect(part, table, done, failed, len(jobs), t0, source.name)
+  else:
+    for c in chunks:
+      done, failed = _collect(_render_chunk(c), table, done, failed, len(jobs), t0, source.name)
+  setattr(source, _RENDERED_ATTR, table)
+  logging.info("%s: materialised %d photos + %d sketches at %dpx in %.1fs (%d failed)", source.name,
+               len(table["photo"]), len(table["sketch"]), size, time.perf_counter() - t0, failed)
+  return source
+
+
+def _collect(part, table, done, failed, total, t0, name):
+  for kind, key, img, reason in part:
+    if img is None:
+      failed += 1
+      logging.warning("%s: %s fails to render: %s", name, key, reason)
+    else:
+      table[kind][key] = img
+  done += len(part)
+  rate = done / max(time.perf_counter() - t0, 1e-9)
+  logging.info("%s: rendering %d/%d (%.0f/s, ETA %.0fs)", name, done, total, rate, (total - done) / rate)
+  return done, failed
 
 
 def _skip_marker(e: BadSample) -> dict[str, Any]:

@@ -38,7 +38,7 @@ def pretrain_config() -> ml_collections.ConfigDict:
   c.model = "synth-s"
   c.data = common.data_config(synth_seed=1000, photos_per_category=40)
   c.batch_size = 128
-  c.num_steps = 600
+  c.num_steps = 400
   c.log_every = 50
   c.checkpoint_every = 200
   c.optim = configs.optim_config(name="adamw", lr=1e-3, weight_decay=0.05, schedule="cosine",
@@ -149,8 +149,9 @@ def ensure_pretrained(config: ml_collections.ConfigDict) -> str:
     logging.info("pretrained SynthSketch CLIP: reusing %s", directory)
     return directory
   logging.info("pretrained SynthSketch CLIP: training into %s (cached for later runs)", directory)
-  source = common.make_source(config.data, protocol="instance", test_fraction=0.2)
   tokenizer = synth_tokenizer(get_preset(config.model).text.context_length)
+  source = common.make_source(config.data, image_size=get_preset(config.model).vision.image_size,
+                              kinds=("photo",), protocol="instance", test_fraction=0.2)
   task = CLIPPretrainTask(config, source, tokenizer)
   params, evals = train.fit(task, config, os.path.join(directory, "train"))
   out = os.path.join(directory, "clip")

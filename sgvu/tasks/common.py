@@ -34,6 +34,8 @@ def data_config(**overrides) -> ml_collections.ConfigDict:
   c.image_size = 64
   c.num_workers = 0
   c.strict = False
+  # Render every photo/sketch once into memory (finite, procedural or small data).
+  c.materialize = True
   # SynthSketch world (ignored by real datasets).
   c.synth_seed = 0
   c.photos_per_category = 40
@@ -42,14 +44,20 @@ def data_config(**overrides) -> ml_collections.ConfigDict:
   return c
 
 
-def make_source(c: ml_collections.ConfigDict, **kwargs) -> data_lib.Source:
+def make_source(c: ml_collections.ConfigDict, *, image_size: int | None = None,
+                kinds: tuple[str, ...] = ("photo", "sketch"), **kwargs) -> data_lib.Source:
+  """The configured dataset; with c.materialize and `image_size`, rendered once into memory."""
   if c.dataset == "synth":
     kwargs = dict(seed=c.synth_seed, photos_per_category=c.photos_per_category,
                   sketches_per_photo=c.sketches_per_photo, **kwargs)
-    return data_lib.get_source("synth", None, **kwargs)
-  if not c.root:
+    source = data_lib.get_source("synth", None, **kwargs)
+  elif not c.root:
     raise ValueError(f"config.data.root is required for dataset {c.dataset!r} (the local copy; see docs/datasets.md)")
-  return data_lib.get_source(c.dataset, c.root, **kwargs)
+  else:
+    source = data_lib.get_source(c.dataset, c.root, **kwargs)
+  if c.materialize and image_size:
+    pipeline.materialize(source, image_size, kinds=kinds, num_workers=2)
+  return source
 
 
 def embed_split(encode: Callable[[jax.Array], jax.Array], source: data_lib.Source, split: str, kind: str, *,

@@ -45,26 +45,35 @@ class Method:
 
 
 _OURS = Method(prompts="shallow", layernorm=True, cls=True)
-_OURS_FG = dataclasses.replace(_OURS, patch_shuffle=True, fdiv=True)
-
-METHODS: dict[str, Method] = {
+_BASELINES = {
     "frozen": Method(),
     "full-ft": Method(backbone=True),
     "linear": Method(linear=True),
     "shallow-prompt": Method(prompts="shallow"),
     "deep-prompt": Method(prompts="deep"),
-    "ours": _OURS,
-    "ours-no-layernorm": dataclasses.replace(_OURS, layernorm=False),
-    "ours-no-cls": dataclasses.replace(_OURS, cls=False),
-    # Fine-grained zero-shot (experiments/fg_zs_sbir.py).
-    "ours-fg": _OURS_FG,
-    "ours-fg-no-patch-shuffle": dataclasses.replace(_OURS_FG, patch_shuffle=False),
-    "ours-fg-no-fdiv": dataclasses.replace(_OURS_FG, fdiv=False),
+}
+
+
+def _with_ablations(ours: Method, fine_grained: bool) -> dict[str, Method]:
+  rows = {"ours": ours, "ours-no-layernorm": dataclasses.replace(ours, layernorm=False),
+          "ours-no-cls": dataclasses.replace(ours, cls=False)}
+  if fine_grained:
+    rows["ours-no-patch-shuffle"] = dataclasses.replace(ours, patch_shuffle=False)
+    rows["ours-no-fdiv"] = dataclasses.replace(ours, fdiv=False)
+  return rows
+
+
+# Rows of seed 004's tables by evaluation level. At the instance (fine-grained)
+# level, "ours" adds patch shuffling and the f-divergence term.
+METHODS: dict[str, dict[str, Method]] = {
+    "category": {**_BASELINES, **_with_ablations(_OURS, fine_grained=False)},
+    "instance": {**_BASELINES, **_with_ablations(
+        dataclasses.replace(_OURS, patch_shuffle=True, fdiv=True), fine_grained=True)},
 }
 
 CATEGORY_METRICS = ["mAP@all", "mAP@200", "P@100", "P@200"]
 INSTANCE_METRICS = ["Acc@1", "Acc@5"]
-LEVELS = ("category", "instance")
+LEVELS = tuple(METHODS)
 
 
 # Every LayerNorm of the image tower: ln_pre, ln_post and each block's ln_1 / ln_2.
@@ -186,12 +195,13 @@ def method_train_config(config: ml_collections.ConfigDict, method: Method) -> ml
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
-  unknown = [m for m in config.methods if m not in METHODS]
+  configs.check_choice(config, "level", LEVELS)
+  valid = METHODS[config.level]
+  unknown = [m for m in config.methods if m not in valid]
   if unknown:
-    raise ValueError(f"config.methods has unknown {unknown}; valid: {sorted(METHODS)}")
+    raise ValueError(f"config.methods has unknown {unknown} for level {config.level!r}; valid: {sorted(valid)}")
   if not config.methods:
     raise ValueError("config.methods is empty")
-  configs.check_choice(config, "level", LEVELS)
   configs.check_choice(config, "pairing", ["category", "instance"])
   if config.level == "instance" and config.pairing != "instance":
     raise ValueError("config.level='instance' (fine-grained) needs config.pairing='instance'")
@@ -225,7 +235,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if config.data.image_size != clip_cfg.vision.image_size:
     logging.info("data.image_size %d -> %d (the CLIP's resolution)", config.data.image_size,
                  clip_cfg.vision.image_size)
-  source = common.make_source(config.data, **({"protocol": "zero_shot"} if config.data.dataset == "synth" else {}))
+  source = common.make_source(config.data, image_size=clip_cfg.vision.image_size,
+                              **({"protocol": "zero_shot"} if config.data.dataset == "synth" else {}))
   from sgvu.models.clip import CLIP
   seen = source.split("train").categories
   class_text = clip_pretrain.class_text_embeddings(CLIP(clip_cfg), clip_params, tokenizer, seen)
@@ -234,7 +245,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   rows = []
   for name in config.methods:
-    method = METHODS[name]
+    method = METHODS[config.level][name]
     method_dir = os.path.join(workdir, name)
     row_file = os.path.join(method_dir, "row.json")
     if os.path.exists(row_file):  # finished in an earlier, interrupted run of this command
