@@ -1,0 +1,98 @@
+"""End-to-end runs of the experiment configs (small variants) and early config errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from experiments import fg_zs_sbir, zs_sbir
+from sgvu import main
+from sgvu.models.clip import get_preset
+
+ROOT = os.path.dirname(os.path.dirname(__file__))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _cache(tmp_path_factory):
+  """One pretrained tiny SynthSketch CLIP for every run in this file."""
+  old = os.environ.get("SGVU_CACHE")
+  os.environ["SGVU_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+  yield
+  if old is None:
+    os.environ.pop("SGVU_CACHE")
+  else:
+    os.environ["SGVU_CACHE"] = old
+
+
+def _rows(workdir):
+  with open(os.path.join(workdir, "results.json")) as f:
+    results = json.load(f)
+  return results, {r["method"]: r for r in results["rows"]}
+
+
+def test_zs_sbir_small_end_to_end_and_resume(tmp_path):
+  config = zs_sbir.get_config("small")
+  main.run(config, str(tmp_path))
+  results, rows = _rows(tmp_path)
+  assert results["experiment"] == "zs_sbir_small"
+  assert list(rows) == list(config.methods)
+  for r in rows.values():
+    assert r["split"] == "unseen"
+    for m in ("mAP@all", "mAP@200", "P@100", "P@200"):
+      assert 0.0 <= r[m] <= 1.0, (r["method"], m, r[m])
+  assert os.path.getsize(tmp_path / "retrieval_grid.png") > 1000
+  assert (tmp_path / "ours" / "metrics.jsonl").exists()
+
+  # "LayerNorm only" really is: prompts (2 x P x D) plus every LayerNorm of the image tower, nothing else.
+  vision = get_preset(config.pretrain.model).vision
+  prompts = 2 * config.method.num_prompts * vision.width
+  layernorms = (2 + 2 * vision.layers) * 2 * vision.width  # ln_pre, ln_post, ln_1/ln_2 per block; scale + bias
+  assert rows["ours"]["trainable_params"] == prompts + layernorms
+  assert rows["ours-no-layernorm"]["trainable_params"] == prompts
+  assert rows["frozen"]["trainable_params"] == 0
+  assert rows["full-ft"]["trainable_params"] > 10 * rows["ours"]["trainable_params"]
+
+  # Same command again: finished rows are reused, not retrained.
+  before = os.path.getmtime(tmp_path / "ours" / "row.json")
+  main.run(config, str(tmp_path))
+  assert os.path.getmtime(tmp_path / "ours" / "row.json") == before
+
+
+def test_fg_zs_sbir_small_reports_instance_accuracy(tmp_path):
+  config = fg_zs_sbir.get_config("small")
+  config.methods = ("frozen", "ours", "ours-no-patch-shuffle")
+  main.run(config, str(tmp_path))
+  _, rows = _rows(tmp_path)
+  for r in rows.values():
+    assert 0.0 <= r["Acc@1"] <= r["Acc@5"] <= 1.0
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda c: setattr(c, "methods", ("ours", "oursx")), "oursx"),
+    (lambda c: setattr(c, "task", "zs_sbri"), "zs_sbri"),
+    (lambda c: setattr(c.pretrain, "model", "B/33"), "B/33"),
+    (lambda c: setattr(c.data, "dataset", "sketchyy"), "sketchyy"),
+    (lambda c: setattr(c, "pairing", "category") or setattr(c, "level", "instance"), "pairing"),
+    (lambda c: setattr(c.train.optim, "name", "adamm"), "adamm"),
+    (lambda c: setattr(c.data, "dataset", "sketchy"), "clip_init"),
+])
+def test_bad_settings_fail_before_compute(tmp_path, change, message):
+  config = zs_sbir.get_config("small")
+  change(config)
+  with pytest.raises(ValueError, match=message):
+    main.run(config, str(tmp_path))
+  assert not (tmp_path / "results.json").exists()
+
+
+def test_misspelt_override_and_variant_fail_at_the_command_line(tmp_path):
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  r = subprocess.run([sys.executable, "-m", "sgvu.main", "--config=experiments/zs_sbir.py:small",
+                      "--config.train.num_stpes=3", f"--workdir={tmp_path}"], cwd=ROOT, env=env,
+                     capture_output=True, text=True, timeout=120)
+  assert r.returncode != 0 and "num_stpes" in r.stderr
+  r = subprocess.run([sys.executable, "-m", "sgvu.main", "--config=experiments/zs_sbir.py:smal",
+                      f"--workdir={tmp_path}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+  assert r.returncode != 0 and "smal" in r.stderr and "small" in r.stderr
