@@ -6,7 +6,8 @@
 Trains on the seen classes with instance pairs (positive = the photo the sketch
 was drawn from, negative = another photo of its class) and reports Acc@1 /
 Acc@5 on the unseen classes, each sketch ranked against the photos of its own
-class. 'ours-fg' adds patch shuffling and the f-divergence term to 'ours'.
+class. At this level 'ours' is the fine-grained method (patch shuffling and
+the f-divergence term added; sgvu.tasks.zs_sbir.METHODS['instance']).
 See docs/real_data.md. `:tiny` is the test variant.
 """
 
@@ -22,13 +23,13 @@ del sys.path[0]
 
 VARIANTS = zs_sbir_sketchy.VARIANTS
 # Seed 004's FG rows: B-FG-FT, B-FG-Lin, B-FG-IP, B-FG-Deep, Ours; plus frozen CLIP and our ablations.
-METHODS = ("frozen", "full-ft", "linear", "shallow-prompt", "deep-prompt", "ours-fg",
-           "ours-fg-no-patch-shuffle", "ours-fg-no-fdiv")
+METHODS = ("frozen", "full-ft", "linear", "shallow-prompt", "deep-prompt", "ours",
+           "ours-no-patch-shuffle", "ours-no-fdiv")
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c = zs_sbir_sketchy.paper_config("sketchy", "fg_zs_sbir_sketchy", arg, methods=METHODS,
-                                   grid_method="ours-fg", num_steps=2000)
+                                   grid_method="ours", num_steps=2000)
   c.level = "instance"
   c.pairing = "instance"
   return c
