@@ -36,13 +36,14 @@ DONE_FILE = "PRETRAIN_DONE"
 def pretrain_config() -> ml_collections.ConfigDict:
   c = configs.train_config()
   c.model = "synth-s"
-  c.data = common.data_config(synth_seed=1000, photos_per_category=40)
+  c.data = common.data_config(synth_seed=1000, photos_per_category=80)
   c.batch_size = 128
-  c.num_steps = 400
+  c.num_steps = 300
   c.log_every = 50
   c.checkpoint_every = 200
   c.optim = configs.optim_config(name="adamw", lr=1e-3, weight_decay=0.05, schedule="cosine",
                                  warmup_steps=50, grad_clip_norm=1.0)
+  c.template_prob = 0.5  # share of captions replaced by "a photo of a [category]"
   c.cache_dir = ""  # default: $SGVU_CACHE or ~/.cache/sgvu
   return c
 
@@ -73,6 +74,8 @@ class CLIPPretrainTask(Task):
     self.model = CLIP(self.clip_cfg)
     self.source, self.tokenizer = source, tokenizer
     self.image_size = self.clip_cfg.vision.image_size
+    self.class_tokens = jnp.asarray(tokenizer([TEMPLATE.format(data_lib.category_text(c))
+                                               for c in source.categories]))
 
   def init_params(self, rng):
     images = jnp.zeros((1, self.image_size, self.image_size, 3))
@@ -80,7 +83,12 @@ class CLIPPretrainTask(Task):
     return self.model.init(rng, images, tokens)["params"]
 
   def loss_fn(self, params, batch, rng):
-    img, txt, scale = self.model.apply({"params": params}, common.normalize_images(batch["photo"]), batch["tokens"])
+    # Caption augmentation: with probability template_prob a photo's caption is
+    # "a photo of a [category]". Full captions alone let InfoNCE match on colour,
+    # texture and place words and never learn what the object is.
+    use_template = jax.random.bernoulli(rng, self.config.template_prob, batch["label"].shape)
+    tokens = jnp.where(use_template[:, None], self.class_tokens[batch["label"]], batch["tokens"])
+    img, txt, scale = self.model.apply({"params": params}, common.normalize_images(batch["photo"]), tokens)
     loss = losses.infonce(img, txt, scale)
     logits = losses.l2_normalize(img) @ losses.l2_normalize(txt).T
     acc = jnp.mean(jnp.argmax(logits, -1) == jnp.arange(logits.shape[0]))
