@@ -214,6 +214,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
     clip_pretrain.validate(config)
   elif config.model.clip_init.startswith("hf:") and not os.path.isdir(config.model.clip_init[3:]):
     raise ValueError(f"config.model.clip_init={config.model.clip_init!r}: no such directory")
+  if config.data.dataset != "synth":
+    if not config.data.root:
+      raise ValueError(f"config.data.root is required for dataset {config.data.dataset!r}: the directory of "
+                       "your local copy (see docs/datasets.md)")
+    if not os.path.isdir(config.data.root):
+      raise ValueError(f"config.data.root={config.data.root!r}: no such directory")
   configs.validate_train(config.train)
   configs.check_positive(config, "method.num_prompts", "method.margin", "eval_batch_size")
 
