@@ -5,13 +5,18 @@ transformers itself (`CLIPModel.save_pretrained`: config.json +
 model.safetensors), plus vocab.json / merges.txt that `CLIPTokenizer.from_pretrained`
 reads, and a preprocessor_config.json. Building it imports torch + transformers
 (~8 s), so use it from a session- or module-scoped fixture.
+
+Also `persistent_compilation_cache`: end-to-end tests that run several
+experiments compile the same encoders again and again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import string
+from typing import Iterator
 
 # A few merges so that common prompt words ("photo", "of", "a") are single tokens.
 MERGES = ("p h", "o t", "ph ot", "phot o</w>", "o f</w>", "s k", "e t", "c h</w>")
@@ -56,3 +61,23 @@ def write_hf_clip(directory: str, *, image_size: int = 32, patch_size: int = 8, 
   CLIPImageProcessor(size={"shortest_edge": image_size},
                      crop_size={"height": image_size, "width": image_size}).save_pretrained(directory)
   return directory
+
+
+@contextlib.contextmanager
+def persistent_compilation_cache(directory: str) -> Iterator[None]:
+  """JAX's persistent compilation cache in `directory` (every compile cached), restored on exit."""
+  import jax
+  from jax.experimental.compilation_cache import compilation_cache
+  keys = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
+          "jax_persistent_cache_min_entry_size_bytes")
+  old = {k: getattr(jax.config, k) for k in keys}
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+  jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+  compilation_cache.reset_cache()
+  compilation_cache.set_cache_dir(directory)
+  try:
+    yield
+  finally:
+    for k, v in old.items():
+      jax.config.update(k, v)
+    compilation_cache.reset_cache()

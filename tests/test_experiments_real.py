@@ -14,8 +14,6 @@ import os
 
 import fixtures_data
 import hf_fixtures
-import jax
-from jax.experimental.compilation_cache import compilation_cache
 import numpy as np
 import pytest
 
@@ -40,19 +38,10 @@ def clip_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module", autouse=True)
-def compilation_cache_for_this_module(tmp_path_factory):
+def compilation_cache(tmp_path_factory):
   """The four runs compile the same encoders and init: a persistent cache halves the file's time."""
-  keys = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
-          "jax_persistent_cache_min_entry_size_bytes")
-  old = {k: getattr(jax.config, k) for k in keys}
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
-  jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-  compilation_cache.reset_cache()
-  compilation_cache.set_cache_dir(str(tmp_path_factory.mktemp("jax_cache")))
-  yield
-  for k, v in old.items():
-    jax.config.update(k, v)
-  compilation_cache.reset_cache()
+  with hf_fixtures.persistent_compilation_cache(str(tmp_path_factory.mktemp("jax_cache"))):
+    yield
 
 
 # name -> (writer of the tiny copy, unseen classes it holds, seen classes it holds).
