@@ -153,6 +153,11 @@ def test_gallery_cache_is_keyed_by_step(workdir, monkeypatch):
   np.testing.assert_allclose(again[0], first[0], atol=1e-6)
   with np.load(path) as z:
     assert int(z["step"]) == steps
+    stale = {k: z[k] for k in z.files}
+  # As if the dataset copy had gained photos since.
+  stale.update(num_photos=stale["num_photos"] + 1, embeds=np.zeros_like(stale["embeds"]))
+  np.savez(path, **stale)
+  np.testing.assert_allclose(search.Searcher(workdir).gallery[0], first[0], atol=1e-6)
 
 
 def _sketch_png(path, strokes, size=256):
@@ -216,7 +221,11 @@ def test_errors_name_the_bad_input(workdir, test_sketches, tmp_path, capsys):
   lines = tmp_path / "two.ndjson"
   lines.write_text(json.dumps({"drawing": [[[1, 2], [3, 4]]]}) + "\n{not json\n")
   assert f"{lines}:2: invalid JSON" in _error(capsys, ["--workdir", workdir, "--sketch", str(lines), "--line", "1"])
-  assert "--line 5" in _error(capsys, ["--workdir", workdir, "--sketch", str(lines), "--line", "5"])
+  for bad_line in ("5", "-1"):
+    assert f"--line {bad_line}" in _error(capsys, ["--workdir", workdir, "--sketch", str(lines), "--line", bad_line])
+  binary = tmp_path / "png_named.json"
+  binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+  assert f"{binary}: not a UTF-8" in _error(capsys, ["--workdir", workdir, "--sketch", str(binary)])
 
   # A workdir whose method was never trained (config.json only).
   copy = tmp_path / "copy"

@@ -62,9 +62,9 @@ def resolve_method(config: ml_collections.ConfigDict, name: str | None) -> tuple
   name = name or config.grid_method
   if name not in config.methods:
     raise SearchError(f"--method {name!r} was not run in this workdir (config.methods: {list(config.methods)})")
-  table = zs_sbir.METHODS
-  if isinstance(table.get(config.level), dict):  # METHODS grouped by level
-    table = table[config.level]
+  if config.level not in zs_sbir.METHODS:
+    raise SearchError(f"config.level={config.level!r}; valid: {sorted(zs_sbir.METHODS)}")
+  table = zs_sbir.METHODS[config.level]
   if name not in table:
     raise SearchError(f"method {name!r} is not a known ZS-SBIR method; valid: {sorted(table)}")
   return name, table[name]
@@ -129,12 +129,15 @@ def gallery_embeddings(task, encode, step: int, method_dir: str, batch_size: int
   if os.path.exists(path):
     try:
       with np.load(path) as z:
-        cached = {k: z[k] for k in ("embeds", "labels", "index", "keys", "step")}
+        cached = {k: z[k] for k in ("embeds", "labels", "index", "keys", "step", "num_photos")}
       # A new checkpoint or a changed copy of the dataset invalidates the cache.
-      if int(cached["step"]) == step and np.array_equal(cached["keys"], _photo_keys(task, cached["index"])):
+      same_photos = (int(cached["num_photos"]) == len(task.source.split("test").photos) and
+                     np.array_equal(cached["keys"], _photo_keys(task, cached["index"])))
+      if int(cached["step"]) == step and same_photos:
         logging.info("gallery: reusing %s (step %d, %d photos)", path, step, len(cached["index"]))
         return cached["embeds"], cached["labels"], cached["index"]
-      logging.info("gallery: %s is stale (step %d, now %d); embedding again", path, int(cached["step"]), step)
+      logging.info("gallery: %s is stale (step %d, now %d; same photos: %s); embedding again", path,
+                   int(cached["step"]), step, same_photos)
     except (OSError, ValueError, KeyError, IndexError) as e:
       logging.warning("gallery: ignoring unreadable cache %s (%s)", path, e)
   embeds, labels, index = common.embed_split(encode, task.source, "test", "photo", image_size=task.image_size,
@@ -142,7 +145,8 @@ def gallery_embeddings(task, encode, step: int, method_dir: str, batch_size: int
                                              desc="gallery")
   os.makedirs(method_dir, exist_ok=True)
   tmp = path + ".tmp.npz"
-  np.savez(tmp, embeds=embeds, labels=labels, index=index, keys=_photo_keys(task, index), step=step)
+  np.savez(tmp, embeds=embeds, labels=labels, index=index, keys=_photo_keys(task, index), step=step,
+           num_photos=len(task.source.split("test").photos))
   os.replace(tmp, path)  # never a half-written cache
   return embeds, labels, index
 
@@ -175,15 +179,19 @@ def _strokes_from_drawing(drawing, key: str) -> list[np.ndarray]:
 
 
 def _read_stroke_file(path: str, line: int) -> tuple[Any, str]:
-  with open(path) as f:
-    if path.lower().endswith(".ndjson"):
-      rows = [(n, l) for n, l in enumerate(f, 1) if l.strip()]
-      if line >= len(rows):
-        raise SearchError(f"{path}: --line {line} but the file has {len(rows)} non-empty lines")
-      number, text = rows[line]
-      key = f"{path}:{number}"
-    else:
-      text, key = f.read(), path
+  try:
+    with open(path, encoding="utf-8") as f:
+      lines = f.readlines()
+  except UnicodeDecodeError as e:
+    raise SearchError(f"{path}: not a UTF-8 text file ({e.reason})") from None
+  if path.lower().endswith(".ndjson"):
+    rows = [(n, l) for n, l in enumerate(lines, 1) if l.strip()]
+    if not 0 <= line < len(rows):
+      raise SearchError(f"{path}: --line {line} but the file has {len(rows)} non-empty lines (0-based)")
+    number, text = rows[line]
+    key = f"{path}:{number}"
+  else:
+    text, key = "".join(lines), path
   try:
     record = json.loads(text)
   except ValueError as e:
