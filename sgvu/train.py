@@ -273,10 +273,13 @@ def fit(task: Task, config: ml_collections.ConfigDict, workdir: str, *, mesh=Non
   total = config.num_steps
   t_start, step_start = time.perf_counter(), step
   pending = None  # Metrics of the previous step, read one step late to keep dispatch ahead.
-  with jax.set_mesh(setup.mesh), _StopRequest() as stop:
+  # The mesh is set around the step only: evaluation code (metrics, embedding)
+  # may use other devices than a mesh built from a subset of them.
+  with _StopRequest() as stop:
     while step < total:
       batch = sharding_lib.to_global(next(data), setup.batch_sharding)
-      state, metrics = setup.step(state, batch)
+      with jax.set_mesh(setup.mesh):
+        state, metrics = setup.step(state, batch)
       step += 1
       if pending is not None:
         _check_and_log(pending, writer, config, total, t_start, step_start)

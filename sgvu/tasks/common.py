@@ -37,6 +37,7 @@ def data_config(**overrides) -> ml_collections.ConfigDict:
   # Render every photo/sketch once into memory (finite, procedural or small data).
   c.materialize = True
   # SynthSketch world (ignored by real datasets).
+  c.reader_options = ml_collections.ConfigDict()  # passed to the reader, e.g. {'max_per_class': 3000}
   c.synth_seed = 0
   c.photos_per_category = 40
   c.sketches_per_photo = 3
@@ -54,7 +55,7 @@ def make_source(c: ml_collections.ConfigDict, *, image_size: int | None = None,
   elif not c.root:
     raise ValueError(f"config.data.root is required for dataset {c.dataset!r} (the local copy; see docs/datasets.md)")
   else:
-    source = data_lib.get_source(c.dataset, c.root, **kwargs)
+    source = data_lib.get_source(c.dataset, c.root, **{**c.reader_options.to_dict(), **kwargs})
   if c.materialize and image_size:
     pipeline.materialize(source, image_size, kinds=kinds, num_workers=2)
   return source

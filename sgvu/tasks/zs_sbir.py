@@ -11,6 +11,7 @@ trained and evaluated in one command on the same data.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import re
@@ -99,6 +100,9 @@ class ZSSBIRTask(Task):
     self.class_row = jnp.asarray(lookup)
     self.class_text = jnp.asarray(class_text)
     self.logit_scale = float(logit_scale)
+    # Built once: evaluation during training, the final eval and the grid reuse the compiled encoders.
+    self._jitted_encoders = {kind: jax.jit(functools.partial(self.encode, modality=kind))
+                             for kind in ("sketch", "photo")}
 
   def init_params(self, rng):
     x = jnp.zeros((1, self.image_size, self.image_size, 3))
@@ -153,8 +157,8 @@ class ZSSBIRTask(Task):
     d, bs = self.config.data, self.config.eval_batch_size
     out = []
     for kind in ("sketch", "photo"):
-      fn = jax.jit(lambda p, im, kind=kind: self.encode(p, im, kind))
-      out.append(common.embed_split(lambda im: fn(params, im), self.source, split, kind,
+      fn = self._jitted_encoders[kind]
+      out.append(common.embed_split(lambda im, fn=fn: fn(params, im), self.source, split, kind,
                                     image_size=self.image_size, batch_size=bs, strict=d.strict, desc=split))
     return out
 
