@@ -25,6 +25,26 @@ def _batched_prompts(prompts: jax.Array, batch: int, what: str) -> jax.Array:
                    f"got shape {prompts.shape}")
 
 
+def _conv_stem(images: jax.Array, width: int, patch_size: int, dtype) -> jax.Array:
+  """Stride-2 3x3 convolutions down to one token per patch (Xiao et al., 2021).
+
+  Channels double up to `width`; the last layer is a bias-free linear map
+  like the patch convolution it replaces.
+  """
+  steps = patch_size.bit_length() - 1
+  x = images
+  for i in range(steps):
+    last = i == steps - 1
+    channels = width if last else max(width >> (steps - 1 - i), 16)
+    x = nn.Conv(channels, (3, 3), strides=2, padding="SAME", use_bias=not last, dtype=dtype,
+                name=f"stem_{i}", kernel_init=param_with_axes(
+                    nn.initializers.lecun_normal(),
+                    (None, None, None, "embed" if last else None)))(x)
+    if not last:
+      x = nn.gelu(x)
+  return x
+
+
 class VisionTransformer(nn.Module):
   """OpenAI-CLIP ViT: conv patches (no bias), CLS, positions, ln_pre,
   pre-LN blocks, ln_post on CLS, bias-free projection."""
@@ -58,11 +78,14 @@ class VisionTransformer(nn.Module):
           f"images must be [B, {vc.image_size}, {vc.image_size}, 3]; got "
           f"{images.shape}")
 
-    x = nn.Conv(
-        vc.width, (vc.patch_size, vc.patch_size), strides=vc.patch_size,
-        padding="VALID", use_bias=False, dtype=dtype, name="patch_embed",
-        kernel_init=param_with_axes(nn.initializers.lecun_normal(),
-                                    (None, None, None, "embed")))(images)
+    if vc.stem == "conv":
+      x = _conv_stem(images, vc.width, vc.patch_size, dtype)
+    else:
+      x = nn.Conv(
+          vc.width, (vc.patch_size, vc.patch_size), strides=vc.patch_size,
+          padding="VALID", use_bias=False, dtype=dtype, name="patch_embed",
+          kernel_init=param_with_axes(nn.initializers.lecun_normal(),
+                                      (None, None, None, "embed")))(images)
     x = x.reshape(batch, -1, vc.width)
     scale = vc.width ** -0.5
     cls = self.param("class_embedding", param_with_axes(

@@ -37,13 +37,13 @@ def pretrain_config() -> ml_collections.ConfigDict:
   c = configs.train_config()
   c.model = "synth-s"
   c.data = common.data_config(synth_seed=1000, photos_per_category=80)
-  c.batch_size = 128
-  c.num_steps = 300
+  c.batch_size = 64
+  c.num_steps = 800
   c.log_every = 50
   c.checkpoint_every = 200
   c.optim = configs.optim_config(name="adamw", lr=1e-3, weight_decay=0.05, schedule="cosine",
                                  warmup_steps=50, grad_clip_norm=1.0)
-  c.template_prob = 0.5  # share of captions replaced by "a photo of a [category]"
+  c.template_prob = 0.7  # share of captions replaced by "a photo of a [category]"
   c.cache_dir = ""  # default: $SGVU_CACHE or ~/.cache/sgvu
   return c
 
