@@ -1,0 +1,17 @@
+"""On-the-fly FG-SBIR (seed 001) on QMUL-Shoe-V2: 200 test photos, the paper's Shoe-V2 columns.
+
+  python -m sgvu.main --config=experiments/on_the_fly_shoev2.py \
+      --config.model.clip_init=hf:/models/clip-vit-base-patch32 --config.data.root=/data/qmul
+
+Reads <root>/ShoeV2/ShoeV2_Coordinate and <root>/ShoeV2/photo/ (docs/datasets.md).
+"""
+
+import ml_collections
+
+from experiments import on_the_fly
+
+VARIANTS = on_the_fly.VARIANTS
+
+
+def get_config(arg: str = "") -> ml_collections.ConfigDict:
+  return on_the_fly.qmul_config("shoev2", "on_the_fly_shoev2", arg, fg_steps=3000, rl_steps=1000)
