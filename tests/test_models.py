@@ -232,3 +232,22 @@ def test_from_hf_config():
   del hf["vision_config"]["patch_size"]
   with pytest.raises(ValueError, match="vision_config.patch_size"):
     CLIPConfig.from_hf(hf)
+
+
+def test_conv_stem_shapes_names_and_errors():
+  cfg = MODEL_PRESETS["tiny"]
+  conv = cfg.replace(vision=dataclasses.replace(cfg.vision, stem="conv"))
+  images = jnp.ones((2, 32, 32, 3))
+  variables = VisionTransformer(conv).init(jax.random.key(0), images)
+  params = nn.unbox(variables)["params"]
+  # patch 8 -> three stride-2 convolutions, the last bias-free and 'embed'-named like the patch conv.
+  assert [k for k in params if k.startswith("stem_")] == ["stem_0", "stem_1", "stem_2"]
+  assert "patch_embed" not in params and "bias" not in params["stem_2"]
+  chex.assert_shape(params["stem_2"]["kernel"], (3, 3, None, conv.vision.width))
+  out, tokens = VisionTransformer(conv).apply(variables, images, return_tokens=True)
+  chex.assert_shape(out, (2, conv.embed_dim))
+  chex.assert_shape(tokens, (2, 1 + conv.vision.num_patches, conv.vision.width))
+  with pytest.raises(ValueError, match="power-of-two"):
+    cfg.replace(vision=dataclasses.replace(cfg.vision, stem="conv", patch_size=6, image_size=36))
+  with pytest.raises(ValueError, match="stem"):
+    cfg.replace(vision=dataclasses.replace(cfg.vision, stem="cnn"))
