@@ -22,10 +22,5 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.pretrain = clip_pretrain.pretrain_config()
   if arg == "small":
     c.name = "clip_pretrain_small"
-    c.pretrain.model = "tiny"
-    c.pretrain.data.photos_per_category = 4
-    c.pretrain.batch_size = 32
-    c.pretrain.num_steps = 20
-    c.pretrain.log_every = 5
-    c.pretrain.optim.warmup_steps = 5
+    c.pretrain = clip_pretrain.pretrain_config(small=True)
   return c

@@ -56,12 +56,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
 
   if arg == "small":
     c.name = "zs_sbir_small"
-    c.pretrain.model = "tiny"
-    c.pretrain.data.photos_per_category = 4
-    c.pretrain.batch_size = 32
-    c.pretrain.num_steps = 20
-    c.pretrain.log_every = 10
-    c.pretrain.optim.warmup_steps = 5
+    c.pretrain = clip_pretrain.pretrain_config(small=True)
     c.data.photos_per_category = 3
     c.data.sketches_per_photo = 1
     c.train.batch_size = 16

@@ -33,7 +33,8 @@ TEMPLATE = "a photo of a {}"
 DONE_FILE = "PRETRAIN_DONE"
 
 
-def pretrain_config() -> ml_collections.ConfigDict:
+def pretrain_config(small: bool = False) -> ml_collections.ConfigDict:
+  """The SynthSketch CLIP's pretraining; `small`: a tiny CLIP in seconds, for the tests' variants."""
   c = configs.train_config()
   c.model = "synth-s"
   c.data = common.data_config(synth_seed=1000, photos_per_category=80)
@@ -45,6 +46,13 @@ def pretrain_config() -> ml_collections.ConfigDict:
                                  warmup_steps=50, grad_clip_norm=1.0)
   c.template_prob = 0.7  # share of captions replaced by "a photo of a [category]"
   c.cache_dir = ""  # default: $SGVU_CACHE or ~/.cache/sgvu
+  if small:
+    c.model = "tiny"
+    c.data.photos_per_category = 4
+    c.batch_size = 32
+    c.num_steps = 20
+    c.log_every = 10
+    c.optim.warmup_steps = 5
   return c
 
 
