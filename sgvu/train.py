@@ -126,13 +126,16 @@ def build(task: Task, config: ml_collections.ConfigDict, mesh=None) -> Setup:
         return task.loss_fn(merge_params(trainable, state.frozen), batch, rng)
 
     (loss, aux), grads = jax.value_and_grad(loss_of, has_aux=True)(state.params)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
     finite = jnp.isfinite(loss)
-    keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
-    new_state = state.replace(step=state.step + finite.astype(jnp.int32),
-                              params=keep(params, state.params),
-                              opt_state=keep(opt_state, state.opt_state))
+
+    def update(params, opt_state):
+      updates, opt_state = tx.update(grads, opt_state, params)
+      return optax.apply_updates(params, updates), opt_state
+
+    # A cond, not a select over every leaf: a non-finite step costs nothing and
+    # a finite one skips a full pass over parameters and moments.
+    params, opt_state = jax.lax.cond(finite, update, lambda p, o: (p, o), state.params, state.opt_state)
+    new_state = state.replace(step=state.step + finite.astype(jnp.int32), params=params, opt_state=opt_state)
     metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads), "finite": finite, **aux}
     return new_state, metrics
 
