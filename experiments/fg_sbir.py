@@ -33,10 +33,11 @@ def add_base(c: ml_collections.ConfigDict, arg: str) -> ml_collections.ConfigDic
   c.fg = ml_collections.ConfigDict()
   c.fg.encoder = "cnn"  # 'cnn' (from scratch, data.image_size) | 'clip' (model.clip_init or the SynthSketch CLIP)
   c.fg.cnn_widths = (32, 64, 128, 128)
+  c.fg.shared = True  # cnn: one network for sketches and photos (Siamese) or one each
   c.fg.feature_dim = 128  # the CNN's feature: the input of the heads and of the RL policy
   c.fg.loss = "infonce"  # 'triplet' (seed 001, one sampled negative) | 'infonce' (same-category batch negatives)
   c.fg.margin = 0.2  # triplet
-  c.fg.logit_scale = 10.0  # infonce: cosine similarities x this
+  c.fg.logit_scale = 30.0  # infonce: cosine similarities x this (temperature 1/30)
   c.fg.num_prompts = 3  # clip: shallow prompts per modality (0 = none)
   c.fg.embed_dim = 64  # the release's head: L2norm -> Linear(F, 64) -> L2norm
   c.fg.head_hidden = 0  # > 0: residual MLP in the head
@@ -48,7 +49,7 @@ def add_base(c: ml_collections.ConfigDict, arg: str) -> ml_collections.ConfigDic
   c.fg_train.num_steps = 800
   c.fg_train.log_every = 100
   c.fg_train.checkpoint_every = 400
-  c.fg_train.optim = configs.optim_config(name="adam", lr=1e-3)
+  c.fg_train.optim = configs.optim_config(name="adam", lr=3e-4)  # 1e-3 collapses the CNN from scratch
 
   if arg == "small":
     c.pretrain.model = "tiny"

@@ -35,9 +35,13 @@ def add_on_the_fly(c: ml_collections.ConfigDict, arg: str) -> ml_collections.Con
   c.rl = ml_collections.ConfigDict()
   c.rl.local_weight = 1.0  # g1: the local reward (1/rank in seed 001)
   c.rl.global_weight = 1.0  # g2: the Kendall-tau global reward (rows with it)
-  c.rl.gamma = 0.9  # discount of the returns over the drawing episode
+  # Discount of the returns over the drawing episode. The action at level t does not change later
+  # levels' ranks, so gamma > 0 only adds their noise: 0.5 and 0.9 did worse than 0 here (docs).
+  c.rl.gamma = 0.0
   c.rl.gae_lambda = 0.95  # actor-critic rows only
-  c.rl.baseline = "batch"  # actor-only: 'batch' (leave-one-out mean per level) | 'greedy' (the mean action's)
+  # Actor-only baseline: 'greedy' (the same sketch's reward with the mean action: self-critical) |
+  # 'batch' (leave-one-out mean over the batch per level; degraded B1 here, docs/on_the_fly.md).
+  c.rl.baseline = "greedy"
   c.rl.normalize_advantages = True
   c.rl.init_log_std = -3.0  # exploration noise per dimension around the unit-norm mean embedding
   c.rl.learn_std = True
@@ -94,6 +98,9 @@ def qmul_config(dataset: str, name: str, arg: str, *, fg_steps: int, rl_steps: i
   c.model.clip_init = ""  # required: --config.model.clip_init=hf:/path/to/clip-vit-base-patch32
   c.data.dataset = dataset
   c.data.root = ""  # required: --config.data.root=/path/to/qmul (holding ShoeV2/ or ChairV2/)
+  # The paper's setting: an ImageNet-pretrained backbone (here CLIP's image tower), the triplet loss.
+  c.fg.encoder = "clip"
+  c.fg.loss = "triplet"
   c.data.materialize = arg == "small"  # thousands of photos at 224 px: decode per batch instead
   c.data.num_workers = 0 if arg == "small" else 4
   c.eval_batch_size = 32 if arg == "small" else 256

@@ -90,6 +90,7 @@ class FGSBIRModel(nn.Module):
   clip: CLIPConfig | None = None
   cnn_widths: tuple[int, ...] = (32, 64, 128, 128)
   feature_dim: int = 128  # cnn output
+  shared: bool = True  # cnn: one network for both modalities (Siamese) or one each
   num_prompts: int = 3
   embed_dim: int = 64
   head_hidden: int = 0
@@ -108,6 +109,8 @@ class FGSBIRModel(nn.Module):
         self.photo_prompts = self.param("photo_prompts", nn.initializers.normal(1.0), shape)
     else:
       self.cnn = SmallCNN(tuple(self.cnn_widths), self.feature_dim, name="cnn")
+      if not self.shared:
+        self.photo_cnn = SmallCNN(tuple(self.cnn_widths), self.feature_dim, name="photo_cnn")
     if self.attention:
       self.attn = SpatialAttentionPool(self.attention_hidden, name="attn")
     if self.use_head:
@@ -118,9 +121,10 @@ class FGSBIRModel(nn.Module):
     if modality not in MODALITIES:
       raise ValueError(f"modality={modality!r}; valid: {MODALITIES}")
     if self.encoder == "cnn":
+      cnn = self.cnn if self.shared or modality == "sketch" else self.photo_cnn
       if not self.attention:
-        return self.cnn(images)
-      pooled, tokens = self.cnn(images, return_tokens=True)
+        return cnn(images)
+      pooled, tokens = cnn(images, return_tokens=True)
       return self.attn(pooled, tokens)[0]
     kwargs = {}
     if self.num_prompts:
@@ -145,6 +149,7 @@ def build_model(config: ml_collections.ConfigDict, method: FGMethod, clip_cfg: C
   if not method.trains:
     return FGSBIRModel("clip", clip_cfg, num_prompts=0, use_head=False)
   return FGSBIRModel(c.encoder, clip_cfg, cnn_widths=tuple(c.cnn_widths), feature_dim=c.feature_dim,
+                     shared=c.shared,
                      num_prompts=c.num_prompts, embed_dim=c.embed_dim, head_hidden=c.head_hidden,
                      attention=method.attention, attention_hidden=c.attention_hidden)
 
