@@ -147,6 +147,7 @@ def ppo_epochs(params: Any, rollout: Mapping[str, Array],
   this batch. Returns the updated params and the mean of loss and aux over
   all updates.
   """
+  rollout = {k: jnp.asarray(v) for k, v in rollout.items()}
   sizes = {k: v.shape[0] for k, v in rollout.items()}
   n = next(iter(sizes.values()))
   if any(s != n for s in sizes.values()):

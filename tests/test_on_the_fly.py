@@ -12,7 +12,7 @@ import pytest
 
 from experiments import on_the_fly as otf_config
 from experiments import on_the_fly_chairv2, on_the_fly_shoev2
-from sgvu import sharding, train
+from sgvu import rl, sharding, train
 from sgvu.tasks import on_the_fly
 from tests import fixtures_data
 from tests.test_fg_sbir import write_random_clip
@@ -48,7 +48,7 @@ def _toy_config(num_devices=1, steps=40):
     t.log_every = steps
     t.checkpoint_every = steps
     t.sharding.num_devices = num_devices
-  c.rl_train.optim.lr = 3e-3
+  c.rl_train.optim.lr = 1e-2
   c.rl.tau_photos = 16
   return c
 
@@ -60,16 +60,16 @@ def _distorted_head(seed=3):
           "proj/bias": np.zeros(DIM, np.float32)}
 
 
-@pytest.mark.parametrize("name", ["ppo", "vanilla-pg"])
-def test_policy_improves_m_at_b_over_its_initialisation(tmp_path, name):
-  config = _toy_config()
+@pytest.mark.parametrize("name,gain", [("ppo", 0.1), ("vanilla-pg", 0.03)])
+def test_policy_improves_m_at_b_over_its_initialisation(tmp_path, name, gain):
+  config = _toy_config(steps=50)
   task = on_the_fly.PolicyTask(config, on_the_fly.METHODS[name], _toy_data(0, 128), _toy_data(1, 64),
                                _distorted_head())
   setup = train.build(task, config.rl_train)
   before = task.evaluate(train.merge_params(*_split(task, train.initial_state(task, setup, 0))))
   params, evals = train.fit(task, on_the_fly.method_train_config(config, task.method), str(tmp_path))
   after = evals[-1]
-  assert after["m@B"] > before["m@B"] + 0.05, (before, after)
+  assert after["m@B"] > before["m@B"] + gain, (before, after)
   assert after["m@A"] > before["m@A"], (before, after)
   # The mean embedding is still unit norm and the exploration noise stays positive.
   mean, log_std, _ = task.model.apply({"params": params}, jnp.asarray(task.test_data.features))
@@ -94,16 +94,21 @@ def test_ppo_step_is_one_ppo_iteration_and_sharding_does_not_change_it():
     setup = train.build(task, tc)
     state = train.initial_state(task, setup, 0)
     batch = next(task.train_iterator(16, 0))
-    rng = jax.random.fold_in(jax.random.key(tc.seed + 1), 0)
-    params = train.merge_params(state.params, state.frozen)
-    episodes, _ = task.rollout(params, batch, jax.random.split(rng)[0])
+    rng = jax.random.fold_in(jax.random.key(tc.seed + 1), 0)  # the loop's step-0 key
+    k_roll, k_epochs = jax.random.split(rng)
+    params = jax.device_get(train.merge_params(state.params, state.frozen))
+    episodes, _ = task.rollout(params, batch, k_roll)
+    chex.assert_shape(episodes["actions"], (16, LEVELS, DIM))
+    expected, _ = rl.ppo_epochs(params, episodes, task.surrogate, task.inner_tx, epochs=config.rl.ppo_epochs,
+                                num_minibatches=config.rl.num_minibatches, rng=k_epochs)
     with jax.set_mesh(setup.mesh):
       new_state, metrics = setup.step(state, sharding.to_global(batch, setup.batch_sharding))
-    chex.assert_shape(episodes["actions"], (16, LEVELS, DIM))
     assert float(metrics["approx_kl"]) > 0 and np.isfinite(float(metrics["surrogate"]))
-    moved = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))), new_state.params, state.params)
-    assert max(jax.tree.leaves(moved)) > 0
-    results.append(jax.device_get(new_state.params))
+    got = jax.device_get(new_state.params)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=2e-5), got, expected)
+    moved = jax.tree.map(lambda a, b: float(np.max(np.abs(a - b))), got, params)
+    assert max(jax.tree.leaves(moved)) > 1e-3
+    results.append(got)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=2e-5), results[0], results[1])
 
 
@@ -187,14 +192,21 @@ def tiny_clip(tmp_path_factory):
   return write_random_clip(str(tmp_path_factory.mktemp("clip")))
 
 
+def _one_device(config):
+  """End-to-end runs on one device: the sharded step is tested above, and 8 fake devices compile slowly."""
+  for t in (config.fg_train, config.head_train, config.rl_train):
+    t.sharding.num_devices = 1
+  return config
+
+
 def _results(workdir):
   with open(os.path.join(workdir, "results.json")) as f:
     return json.load(f)
 
 
-def test_small_experiment_end_to_end_and_reuse(tmp_path, tiny_clip):
-  config = otf_config.get_config("small")
-  config.model.clip_init = tiny_clip
+def test_small_experiment_end_to_end_and_reuse(tmp_path):
+  config = _one_device(otf_config.get_config("small"))
+  config.methods = ("B1", "B2", "B3", "B4", "ppo")  # every kind of row; the others differ in a registry entry
   _run(config, str(tmp_path))
   results = _results(tmp_path)
   assert [r["method"] for r in results["rows"]] == list(config.methods)
@@ -205,7 +217,7 @@ def test_small_experiment_end_to_end_and_reuse(tmp_path, tiny_clip):
     assert len(results["curves"][r["method"]]["percentile"]) == config.levels
   assert results["levels"][-1] == 1.0
   assert (tmp_path / "on_the_fly_curves.png").stat().st_size > 2000
-  assert (tmp_path / "reward-1_sqrt_rank" / "metrics.jsonl").exists()
+  assert (tmp_path / "B4" / "metrics.jsonl").exists()
   before = os.path.getmtime(tmp_path / "ppo" / "row.json")
   _run(config, str(tmp_path))  # finished rows and the frozen features are reused
   assert os.path.getmtime(tmp_path / "ppo" / "row.json") == before
@@ -215,11 +227,11 @@ def test_small_experiment_end_to_end_and_reuse(tmp_path, tiny_clip):
 @pytest.mark.parametrize("module,variant", [(on_the_fly_shoev2, "ShoeV2"), (on_the_fly_chairv2, "ChairV2")])
 def test_qmul_configs_run_on_fixture_files(tmp_path, tiny_clip, module, variant):
   fixtures_data.write_qmul(str(tmp_path / "data"), variant, train_photos=4, test_photos=3, sketches_per_photo=2)
-  config = module.get_config("small")
+  config = _one_device(module.get_config("small"))
   config.data.root = str(tmp_path / "data")
   config.model.clip_init = tiny_clip
-  config.methods = ("B1", "B3", "ppo")
+  config.methods = ("B1", "ppo")
   _run(config, str(tmp_path / "run"))
   rows = _results(tmp_path / "run")["rows"]
-  assert [r["method"] for r in rows] == ["B1", "B3", "ppo"]
+  assert [r["method"] for r in rows] == ["B1", "ppo"]
   assert all(0.0 <= r["m@B"] <= 1.0 for r in rows)

@@ -163,6 +163,7 @@ class FGSBIRTask(Task):
     self.model = build_model(config, method, backbone.clip_cfg)
     self.image_size = backbone.image_size
     self.img_params = backbone.img_params if self.model.encoder == "clip" else {}
+    self._encoders = {}  # (kind, features) -> jitted encoder: one compile per shape, not per call
 
   def init_params(self, rng):
     x = jnp.zeros((1, self.image_size, self.image_size, 3))
@@ -191,10 +192,16 @@ class FGSBIRTask(Task):
     return pipeline.pair_loader(self.source, "train", batch_size=batch_size, image_size=self.image_size,
                                 pairing="instance", seed=seed, num_workers=d.num_workers, strict=d.strict)
 
+  def jitted_encoder(self, kind: str, features: bool = False):
+    """jit(params, uint8 images) -> embeddings (or backbone features) of `kind`."""
+    if (kind, features) not in self._encoders:
+      fn = self.encode_features if features else self.encode
+      self._encoders[kind, features] = jax.jit(lambda p, im: fn(p, im, kind))
+    return self._encoders[kind, features]
+
   def embed(self, params, split: str, kind: str, *, fraction: float = 1.0, features: bool = False):
     """(embeddings or features [N, *], item index [N]) of a split's sketches or photos."""
-    fn = self.encode_features if features else self.encode
-    jitted = jax.jit(lambda p, im: fn(p, im, kind))
+    jitted = self.jitted_encoder(kind, features)
     out, _, index = common.embed_split(lambda im: jitted(params, im), self.source, split, kind,
                                        image_size=self.image_size, batch_size=self.config.eval_batch_size,
                                        fraction=fraction, strict=self.config.data.strict)

@@ -112,8 +112,7 @@ class LevelData:
 def encode_images(task: fg_sbir.FGSBIRTask, params, images: np.ndarray, kind: str, *,
                   features: bool = False) -> np.ndarray:
   """uint8 [n, S, S, 3] -> [n, *] with one compiled batch shape (the last batch is padded)."""
-  fn = task.encode_features if features else task.encode
-  jitted = jax.jit(lambda p, im: fn(p, im, kind))
+  jitted = task.jitted_encoder(kind, features)
   bs, out = task.config.eval_batch_size, []
   for start in range(0, len(images), bs):
     chunk = images[start:start + bs]
@@ -226,9 +225,14 @@ class _FeatureTask(Task):
   def embed_levels(self, params, features):
     raise NotImplementedError
 
+  def test_embeddings(self, params) -> np.ndarray:
+    """[N, T, D] embeddings of every test sketch at every level."""
+    if not hasattr(self, "_embed_jit"):
+      self._embed_jit = jax.jit(self.embed_levels)
+    return np.asarray(self._embed_jit(params, jnp.asarray(self.test_data.features)))
+
   def evaluate(self, params):
-    embeds = np.asarray(jax.jit(self.embed_levels)(params, jnp.asarray(self.test_data.features)))
-    return score(embeds, self.test_data.targets, self.test_data.photos)[0]
+    return score(self.test_embeddings(params), self.test_data.targets, self.test_data.photos)[0]
 
 
 class HeadTask(_FeatureTask):
@@ -449,7 +453,7 @@ def run_method(config, name, method_dir, train_data, test_data, head, stage_one,
   tc = method_train_config(config, method)
   setup = train.build(task, tc)
   params, _ = train.fit(task, tc, method_dir, setup=setup)
-  embeds = np.asarray(jax.jit(task.embed_levels)(jax.device_get(params), jnp.asarray(test_data.features)))
+  embeds = task.test_embeddings(params)
   return embeds, test_data.targets, test_data.photos, setup.num_trainable
 
 
