@@ -11,16 +11,15 @@ import pytest
 
 from experiments import fg_sbir as fg_config
 from sgvu import clip_io, metrics
+from sgvu import main as sgvu_main
 from sgvu.data.base import PhotoItem, SketchItem, Split
 from sgvu.models.clip import CLIP, get_preset
 from sgvu.tasks import fg_sbir
 
 
 def _run(config, workdir):
-  """What `python -m sgvu.main` does once the experiment is registered: validate, then run."""
-  fg_sbir.validate(config)
-  os.makedirs(workdir, exist_ok=True)
-  return fg_sbir.run(config, str(workdir))
+  """What `python -m sgvu.main` does: look the experiment up in the registry, validate, run."""
+  return sgvu_main.run(config, str(workdir))
 
 
 def write_random_clip(directory: str) -> str:

@@ -12,6 +12,7 @@ import pytest
 
 from experiments import on_the_fly as otf_config
 from experiments import on_the_fly_chairv2, on_the_fly_shoev2
+from sgvu import main as sgvu_main
 from sgvu import rl, sharding, train
 from sgvu.tasks import on_the_fly
 from tests import fixtures_data
@@ -19,10 +20,8 @@ from tests.test_fg_sbir import write_random_clip
 
 
 def _run(config, workdir):
-  """What `python -m sgvu.main` does once the experiment is registered: validate, then run."""
-  on_the_fly.validate(config)
-  os.makedirs(workdir, exist_ok=True)
-  return on_the_fly.run(config, str(workdir))
+  """What `python -m sgvu.main` does: look the experiment up in the registry, validate, run."""
+  return sgvu_main.run(config, str(workdir))
 
 
 LEVELS, DIM, PHOTOS = 5, 8, 24

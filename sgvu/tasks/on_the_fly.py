@@ -22,7 +22,6 @@ Checkpoints, logging, the NaN guard and sharding stay the loop's.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 import time
@@ -35,7 +34,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from sgvu import configs, losses, metrics, optim, rl, train
+from sgvu import configs, metrics, optim, rl, train
 from sgvu.data import pipeline
 from sgvu.data.base import BadSample, DataError
 from sgvu.metrics import on_the_fly as otf_metrics
@@ -45,6 +44,7 @@ from sgvu.tasks import common, fg_sbir
 from sgvu.tasks.base import Task
 
 METRICS = ["m@A", "m@B", "A@5", "A@10"]
+KINDS = ("base", "head", "policy")
 ALGORITHMS = ("pg", "ppo")
 BASELINES = ("batch", "greedy")  # actor-only rows; actor-critic rows use GAE
 
@@ -58,6 +58,10 @@ class Method:
   reward: str = "1/rank"  # local reward, a key of rl.LOCAL_REWARDS
   global_term: bool = True  # add seed 001's Kendall-tau term (weight rl.global_weight)
   critic: bool = False  # actor-critic (GAE) instead of actor-only
+
+  def __post_init__(self):
+    if self.kind not in KINDS or self.algorithm not in ALGORITHMS:
+      raise ValueError(f"Method(kind={self.kind!r}, algorithm={self.algorithm!r}); valid: {KINDS}, {ALGORITHMS}")
 
 
 METHODS: dict[str, Method] = {
@@ -509,7 +513,7 @@ def plot_curves(curves: dict[str, dict[str, Sequence[float]]], fractions: Sequen
   """PNG: ranking percentile and 1/rank against sketch completion, one line per method."""
   from PIL import Image, ImageDraw
   panels = [("percentile", "ranking percentile"), ("reciprocal_rank", "1 / rank")]
-  w, h, left, bottom, top = 460, 320, 48, 36, 28
+  w, h, left, bottom, top = 460, 330, 48, 36, 40
   legend_rows = (len(curves) + 2) // 3
   canvas = Image.new("RGB", (2 * w, h + 20 + 16 * legend_rows), "white")
   draw = ImageDraw.Draw(canvas)
