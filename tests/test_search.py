@@ -1,11 +1,12 @@
-"""python -m sgvu.tools.search on a workdir of `experiments/zs_sbir.py:small`.
+"""python -m sgvu.tools.search on workdirs of `experiments/zs_sbir.py:small` and `experiments/on_the_fly.py:small`.
 
 The oracle is the experiment itself: querying with the test sketches (as
-QuickDraw-format stroke files) must give back the mAP that the run wrote to
-results.json, which only holds if the tool restores the trained parameters,
-embeds the right gallery and renders a sketch as training did.
+QuickDraw-format stroke files) must give back the mAP that the zs_sbir run
+wrote to results.json, and the embeddings that the on-the-fly run computed
+at every completion level, which only holds if the tool restores the trained
+parameters, embeds the right gallery and renders a sketch as training did.
 
-The run uses a tiny random transformers CLIP (`model.clip_init=hf:`) instead
+The zs_sbir run uses a tiny random transformers CLIP (`model.clip_init=hf:`) instead
 of pretraining the SynthSketch CLIP: that would cost minutes here, and the
 tool's lookup of the pretrained-CLIP cache is tested on its own below.
 """
@@ -23,10 +24,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from experiments import on_the_fly as otf_config
 from sgvu import main as sgvu_main
-from sgvu import metrics
-from sgvu.data import strokes as strokes_lib
-from sgvu.tasks import clip_pretrain, common
+from sgvu import metrics, train, viz
+from sgvu.data import pipeline, strokes as strokes_lib
+from sgvu.tasks import clip_pretrain, common, fg_sbir, on_the_fly
 from sgvu.tools import search
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -233,3 +235,193 @@ def test_errors_name_the_bad_input(workdir, test_sketches, tmp_path, capsys):
   (copy / "config.json").write_text(open(os.path.join(workdir, "config.json")).read())
   err = _error(capsys, ["--workdir", str(copy), "--sketch", good])
   assert f"{copy}/ours/checkpoints: no checkpoints" in err
+
+
+# ---------------------------------------------------------------- --progressive, zs_sbir
+def _assert_same_ranking(got, want, atol=2e-4):
+  """Ranked (photo, score) lists agree: same scores in order, each photo with its score.
+
+  Two batch sizes round a cosine differently in its last bits, so photos whose
+  scores tie to that precision may swap places; nothing else may.
+  """
+  np.testing.assert_allclose([s for _, s in got], [s for _, s in want], atol=atol)
+  want_score = dict(want)
+  for photo, score in got:
+    assert photo in want_score and abs(want_score[photo] - score) <= atol, (photo, got, want)
+
+
+def test_stroke_counts_spread_over_the_sketch():
+  assert viz.stroke_counts(3, 6) == [1, 2, 3]
+  assert viz.stroke_counts(7, 4) == [1, 3, 5, 7]
+  assert viz.stroke_counts(10, 6) == [1, 3, 5, 6, 8, 10]
+  assert viz.stroke_counts(5, 1) == [5]  # one row: the whole sketch
+
+
+def test_progressive_on_a_zs_sbir_workdir(workdir, searchers, test_sketches, tmp_path, capsys):
+  path = test_sketches[0][0]
+  sketch = search.read_sketch(path)
+  searcher = searchers["ours"]
+  [(counts, partial, hits)] = search.progressive_search(searcher, [sketch], 4, rows=3)
+  assert counts == viz.stroke_counts(len(sketch.strokes), 3) and len(partial) == len(hits) == len(counts)
+  # The whole sketch's row is the plain search of the whole sketch (scores up to the batch size's rounding).
+  plain = searcher.search(search.render_query(sketch, searcher.image_size)[None], 4)[0]
+  _assert_same_ranking([(h["photo"], h["score"]) for h in hits[-1]], [(h["photo"], h["score"]) for h in plain])
+  out = tmp_path / "progressive.png"
+  assert search.main(["--workdir", workdir, "--sketch", path, "--progressive", "--rows", "3", "--top", "4",
+                      "--out", str(out)]) == 0
+  printed = capsys.readouterr().out
+  assert printed.count("strokes:") == len(counts)
+  assert Image.open(out).size[1] == 18 + 4 + len(counts) * (72 + 4)  # title + one row per stroke count
+
+
+# ---------------------------------------------------------------- on_the_fly / fg_sbir workdirs
+OTF_METHODS = ("B1", "B4", "ppo")
+
+
+@pytest.fixture(scope="module")
+def otf_workdir(tmp_path_factory, compilation_cache):
+  config = otf_config.get_config("small")
+  config.methods = OTF_METHODS  # B4: one head per completion level, ppo: the default row
+  w = str(tmp_path_factory.mktemp("on_the_fly_small"))
+  sgvu_main.run(config, w)
+  return w
+
+
+@pytest.fixture(scope="module")
+def otf_searchers(otf_workdir):
+  return {m: search.open_searcher(otf_workdir, m) for m in OTF_METHODS}
+
+
+def _otf_run(workdir):
+  """The run's own test embeddings per level of every row [N, T, D], its gallery and targets."""
+  config = search.load_config(workdir)
+  with np.load(os.path.join(workdir, "features.npz")) as z:
+    test = on_the_fly.LevelData.load(z, "test")
+    head = train.unflatten({k[len("head/"):]: z[k] for k in z.files if k.startswith("head/")})
+  return config, test, head
+
+
+@pytest.mark.parametrize("method", OTF_METHODS)
+def test_instance_queries_reproduce_the_runs_embeddings(otf_workdir, otf_searchers, method):
+  config, test, head = _otf_run(otf_workdir)
+  s = otf_searchers[method]
+  assert isinstance(s, search.InstanceSearcher) and s.base == "B1"
+  want = (on_the_fly.head_embeddings(config, head, test.features) if method == "B1"
+          else s.row_task.test_embeddings(s.row_params))  # [N, T, D] from the run's frozen features
+  gallery, _, index = s.gallery
+  np.testing.assert_allclose(gallery, test.photos, atol=1e-5)  # B1's photo branch, all test photos in order
+  assert index.tolist() == list(range(len(s.split.photos)))
+  sketches = s.split.sketches
+  levels = on_the_fly.level_fractions(config.levels)
+  for t, f in enumerate(levels):  # B4: the head of the matching level
+    q = np.stack([pipeline.render_sketch(s.task.source, item, s.image_size, f) for item in sketches])
+    np.testing.assert_allclose(s.embed_sketches(q, np.full(len(q), f)), want[:, t], atol=1e-5)
+  # Stroke files, as a user gives them, rendered whole: the last level; A@1 is the run's.
+  full = np.stack([search.render_query(s.task.source.load_sketch(item), s.image_size) for item in sketches])
+  got = s.embed_sketches(full)
+  np.testing.assert_allclose(got, want[:, -1], atol=1e-5)
+  ranks = fg_sbir.ranks(got, test.targets, gallery)
+  with open(os.path.join(otf_workdir, "results.json")) as f:
+    row = {r["method"]: r for r in json.load(f)["rows"]}[method]
+  assert np.mean(ranks <= 1) == pytest.approx(row["A@1"])
+  if method == "B4":  # per-level heads really differ, so the level choice above was tested
+    assert np.abs(s.embed_sketches(full[:2], np.full(2, levels[0])) - got[:2]).max() > 1e-6
+
+
+def test_instance_defaults_and_gallery_cache(otf_workdir, otf_searchers, monkeypatch):
+  s = search.open_searcher(otf_workdir)
+  assert s.method == "ppo" and s.row_step == otf_config.get_config("small").rl_train.num_steps
+  assert s.step == otf_config.get_config("small").fg_train.num_steps  # B1's checkpoint
+  path = os.path.join(otf_workdir, "B1", search.GALLERY_FILE)
+  with np.load(path) as z:
+    assert int(z["step"]) == s.step
+  with monkeypatch.context() as m:  # every row shares B1's cached gallery
+    m.setattr(common, "embed_split", lambda *a, **k: (_ for _ in ()).throw(AssertionError("embedded again")))
+    np.testing.assert_array_equal(s.gallery[0], otf_searchers["B1"].gallery[0])
+
+
+def _stroke_file(path, num_strokes=7):
+  """A tiny shoe-like drawing in QuickDraw .ndjson, one stroke per line segment group."""
+  drawing = [[[20, 200, 230], [150, 150, 200]], [[20, 40, 120], [150, 60, 70]], [[120, 200], [70, 150]],
+             [[60, 100], [100, 100]], [[30, 230], [210, 210]], [[80, 90], [120, 130]], [[150, 160], [120, 130]]]
+  path.write_text(json.dumps({"word": "shoe", "drawing": drawing[:num_strokes]}) + "\n")
+  return str(path)
+
+
+def _printed_hits(text):
+  """[(photo, score)] of the printed hit lines ('  rank  score  category  photo')."""
+  lines = [l.split() for l in text.splitlines() if l.strip() and l.strip()[0].isdigit()]
+  return [(l[-1], float(l[1])) for l in lines]
+
+
+def test_progressive_cli(otf_workdir, otf_searchers, tmp_path, capsys, monkeypatch):
+  sketch = _stroke_file(tmp_path / "shoe.ndjson")
+  drawn = []
+  real_grid = viz.retrieval_grid
+
+  def grid(queries, hits, correct, path, **kwargs):
+    drawn.append((len(queries), correct, kwargs["labels"]))
+    real_grid(queries, hits, correct, path, **kwargs)
+  monkeypatch.setattr(viz, "retrieval_grid", grid)
+
+  out = tmp_path / "progressive.png"
+  assert search.main(["--workdir", otf_workdir, "--sketch", sketch, "--progressive", "--rows", "4",
+                      "--out", str(out)]) == 0
+  printed = capsys.readouterr().out
+  counts = [1, 3, 5, 7]
+  top = min(5, len(otf_searchers["ppo"].split.photos))  # default top-5 of a 3-photo gallery
+  assert [l.strip() for l in printed.splitlines() if "strokes:" in l and "after" in l] == \
+      [f"after {c}/7 strokes:" for c in counts]
+  hits = _printed_hits(printed)
+  assert len(hits) == len(counts) * top
+  assert Image.open(out).size[1] == 18 + 4 + len(counts) * (72 + 4)
+  assert drawn[-1][0] == len(counts) and drawn[-1][2] == [f"{c}/7" for c in counts]
+  assert all(c is None for row in drawn[-1][1] for c in row)  # no target: neutral frames
+
+  # The whole sketch's top-k is the plain search's.
+  assert search.main(["--workdir", otf_workdir, "--sketch", sketch, "--top", str(top)]) == 0
+  _assert_same_ranking(_printed_hits(capsys.readouterr().out), hits[-top:])
+
+  # --target frames the true photo green, the others red; B4 through the same path.
+  target = hits[-1][0]
+  assert search.main(["--workdir", otf_workdir, "--sketch", sketch, "--progressive", "--method", "B4",
+                      "--target", target, "--top", "2", "--out", str(out)]) == 0
+  hits = _printed_hits(capsys.readouterr().out)
+  assert [c for row in drawn[-1][1] for c in row] == [photo == target for photo, _ in hits]
+
+
+def test_fg_sbir_workdir(otf_workdir, otf_searchers, tmp_path):
+  """A fg_sbir workdir (config task 'fg_sbir', rows W/<name>) searches as on_the_fly's B1."""
+  w = tmp_path / "fg"
+  w.mkdir()
+  config = json.load(open(os.path.join(otf_workdir, "config.json")))
+  config.update(task="fg_sbir", methods=["B1"])
+  (w / "config.json").write_text(json.dumps(config))
+  os.makedirs(w / "B1")
+  os.symlink(os.path.join(otf_workdir, "B1", "checkpoints"), str(w / "B1" / "checkpoints"))
+  s = search.open_searcher(str(w))
+  assert s.method == "B1" and s.row is None
+  b1 = otf_searchers["B1"]
+  sketches = [search.render_query(b1.task.source.load_sketch(item), b1.image_size) for item in b1.split.sketches]
+  assert s.search(np.stack(sketches), 2) == b1.search(np.stack(sketches), 2)
+
+
+def test_progressive_and_instance_errors(otf_workdir, tmp_path, capsys):
+  sketch = _stroke_file(tmp_path / "shoe.ndjson")
+  png = _sketch_png(tmp_path / "shoe.png", strokes_lib.from_quickdraw(json.loads(open(sketch).read())["drawing"]))
+  err = _error(capsys, ["--workdir", otf_workdir, "--sketch", png, "--progressive", "--out", str(tmp_path / "o.png")])
+  assert png in err and "no stroke order" in err and ".ndjson" in err
+  err = _error(capsys, ["--workdir", otf_workdir, "--sketch", sketch, "--progressive"])
+  assert "--out" in err
+  for bad in ("ppox", "B3"):  # unknown; registered but not run here
+    err = _error(capsys, ["--workdir", otf_workdir, "--sketch", sketch, "--method", bad])
+    assert repr(bad) in err and all(m in err for m in OTF_METHODS)
+  err = _error(capsys, ["--workdir", otf_workdir, "--sketch", sketch, "--target", "synth/shoe/nope"])
+  assert "synth/shoe/nope" in err and "synth/shoe/" in err.split("nope", 1)[1]
+  assert "--rows" in _error(capsys, ["--workdir", otf_workdir, "--sketch", sketch, "--progressive", "--rows", "0",
+                                     "--out", str(tmp_path / "o.png")])
+  other = tmp_path / "clip"
+  other.mkdir()
+  (other / "config.json").write_text(json.dumps({"task": "clip_pretrain"}))
+  err = _error(capsys, ["--workdir", str(other), "--sketch", sketch])
+  assert "clip_pretrain" in err and "on_the_fly" in err and "zs_sbir" in err

@@ -555,17 +555,16 @@ def progressive_figure(strokes: Sequence[np.ndarray], embed_sketches: Callable[[
   strokes: the sketch (float [n_i, 2] arrays on the 256 canvas, drawing order);
   embed_sketches: uint8 [R, S, S, 3] -> [R, D]; gallery_images(j): uint8 photo j
   (only the shown ones are loaded); target: gallery row of the true photo
-  (framed green). Returns each row's top-k gallery rows.
+  (framed green, the others red; without it every hit is framed grey).
+  Returns each row's top-k gallery rows. `python -m sgvu.tools.search
+  --progressive` draws the same figure from a trained workdir.
   """
   from sgvu import viz
-  from sgvu.data import images, strokes as strokes_lib
-  strokes = strokes_lib.validate_strokes(strokes)
-  counts = sorted({int(round(c)) for c in np.linspace(1, len(strokes), min(rows, len(strokes)))})
-  partial = np.stack([images.grey_to_rgb(strokes_lib.render_strokes(strokes, image_size, num_strokes=c))
-                      for c in counts])
+  counts, partial, _ = viz.progressive_queries(strokes, image_size, rows)
   top, _ = metrics.topk(np.asarray(embed_sketches(partial)), gallery_embeds, k)
   hits = [[gallery_images(int(j)) for j in row] for row in top]
-  correct = [[target is not None and int(j) == target for j in row] for row in top]
-  viz.retrieval_grid(list(partial), hits, correct, path,
-                     title=title or f"top-{k} after {', '.join(map(str, counts))} of {len(strokes)} strokes")
+  correct = [[None if target is None else int(j) == target for j in row] for row in top]
+  n = counts[-1]
+  viz.retrieval_grid(list(partial), hits, correct, path, labels=[f"{c}/{n}" for c in counts],
+                     title=title or f"top-{k} after {', '.join(map(str, counts))} of {n} strokes")
   return [[int(j) for j in row] for row in top]
