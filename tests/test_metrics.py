@@ -188,6 +188,48 @@ def test_one_compilation_for_all_blocks():
   assert retrieval.trace_counts["block_metrics"] == before + 1
 
 
+def ref_relevant_ranks(scores, relevant):
+  """[B, M] ascending 1-indexed ranks of each row's relevant indices (-1: none) by a stable sort; G + 1 pads."""
+  out = np.full(relevant.shape, scores.shape[1] + 1, np.int64)
+  for b, row in enumerate(scores):
+    rank = np.empty(len(row), np.int64)
+    rank[np.argsort(-row, kind="stable")] = np.arange(1, len(row) + 1)  # -0.0 == 0.0 in the sort
+    got = np.sort(rank[relevant[b][relevant[b] >= 0]])
+    out[b, :len(got)] = got
+  return out
+
+
+@pytest.mark.parametrize("bins, rank_rows", [(4096, 32), (32, 4)])  # 32 bins hold many relevant items each
+def test_bucket_ranks_match_a_stable_sort(monkeypatch, bins, rank_rows):
+  # The sort-free ranking alone, on hard rows: many relevant items, ties within
+  # them and with other items, -0.0 next to +0.0, rows with 0 or 1 relevant item.
+  monkeypatch.setattr(retrieval, "_NUM_BINS", bins)
+  monkeypatch.setattr(retrieval, "_RANK_ROWS", rank_rows)  # 4: the 24 rows go in 6 chunks (on CPU)
+  rng = np.random.default_rng(11)
+  scores = rng.standard_normal((24, 700)).astype(np.float32) / 4
+  scores[:12] = np.round(scores[:12] * 16) / 16  # exact ties everywhere
+  scores[:, ::7] = 0.0
+  scores[:, 3::7] = -0.0
+  scores[20, :] = 0.25  # one score for the whole row
+  relevant = np.full((24, 160), -1, np.int32)
+  for b in range(24):
+    n = [0, 1, 3, 160][b % 4] if b < 16 else int(rng.integers(100, 161))
+    relevant[b, :n] = np.sort(rng.choice(700, n, replace=False))
+  with jax.enable_x64(True):
+    got = jax.jit(lambda s, r: retrieval._bucket_ranks(s, r))(scores, relevant)
+  np.testing.assert_array_equal(got, ref_relevant_ranks(scores, relevant))
+
+
+def test_retrieval_metrics_many_relevant_items_with_ties_in_chunks():
+  # End to end through the chunked CPU ranking (blocks of 64 rows: 2 chunks of 32).
+  rng = np.random.default_rng(12)
+  q, g = exact_embeds(rng, 70, dim=24, nonzero=4), exact_embeds(rng, 300, dim=24, nonzero=4)  # cosines: k / 4
+  g[100:110] = g[5]
+  ql, gl = rng.integers(0, 4, 70), rng.integers(0, 4, 300)
+  got = retrieval.retrieval_metrics(q, ql, g, gl, ks=KS, block_size=64)
+  assert_close_dicts(got, ref_metrics(q, ql, g, gl, KS))
+
+
 def test_instance_metrics_and_ranks():
   rng = np.random.default_rng(4)
   q, g = exact_embeds(rng, 26), exact_embeds(rng, 45)

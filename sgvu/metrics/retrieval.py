@@ -15,10 +15,11 @@ Conventions (docs/metrics.md has the formulas):
   first rank G + 1; the count is reported in a `NoRelevantWarning`.
 
 How: every metric above is a function of the sorted ranks of the relevant
-items alone. Per block of queries we compute the similarity block, turn each
-score into a unique int64 key (order of the score, then of the gallery index)
-and rank the relevant items by one integer sort of the row plus a binary
-search (or a direct count when there are at most a few relevant items).
+items alone. Per block of queries we compute the similarity block, give each
+score a unique int64 key (order of the score, then of the gallery index) and
+rank the relevant items without sorting the row: their few keys, sorted, cut
+it into buckets, and one histogram of the items' buckets gives every rank
+(`_bucket_ranks`; a direct count when there are at most a few relevant items).
 Only [block_size, G] is ever materialised; all blocks share one compiled shape.
 """
 
@@ -34,10 +35,15 @@ import jax.numpy as jnp
 import numpy as np
 
 DEFAULT_KS = (1, 5, 10, 100, 200)
-DEFAULT_BLOCK_SIZE = 128
+DEFAULT_BLOCK_SIZE = 256  # the CPU matmul is more efficient than at 128 (benchmarks/metrics.py)
 # At most this many relevant items per query: count keys above each one
-# directly (O(M G)); more: one sort of the row (O(G log G)).
+# directly (O(M G)); more: bucket them (`_bucket_ranks`, O(G) per row).
 _MAX_DIRECT_COUNT = 4
+# Score bins of `_bucket_ranks`' lookup table (fewer for small galleries), and
+# how many relevant keys per bin it compares in its first pass (more: a loop).
+_NUM_BINS = 4096
+_UNROLL = 3
+_RANK_ROWS = 32  # rows ranked at a time on CPU (see `_bucket_ranks`)
 # Incremented when a block function is traced: tests check one trace per call.
 trace_counts: collections.Counter = collections.Counter()
 
@@ -128,17 +134,114 @@ def _normalise(x: jax.Array) -> jax.Array:
 
 def _similarities(queries: jax.Array, gallery_unit: jax.Array) -> jax.Array:
   # HIGHEST: full f32 on every backend (TPU's default would round to bf16 and
-  # change the ranking).
-  sims = jnp.matmul(_unit(queries), gallery_unit.T, precision=jax.lax.Precision.HIGHEST)
-  return jnp.where(sims == 0, 0.0, sims)  # -0.0 -> +0.0: they must tie
+  # change the ranking). -0.0 can occur: keys and bins treat it as +0.0.
+  return jnp.matmul(_unit(queries), gallery_unit.T, precision=jax.lax.Precision.HIGHEST)
+
+
+def _score_keys(sims: jax.Array) -> jax.Array:
+  """int32 keys; ascending key = descending score; equal scores (-0.0 and +0.0 too), equal keys."""
+  bits = jax.lax.bitcast_convert_type(sims, jnp.int32)
+  return jnp.where(bits < 0, bits & 0x7FFFFFFF, -bits)  # sign-magnitude -> two's complement, negated
 
 
 def _ranking_keys(sims: jax.Array) -> jax.Array:
   """int64 keys, all distinct; ascending key = descending score, then ascending index."""
-  bits = jax.lax.bitcast_convert_type(sims, jnp.int32)
-  ascending = jnp.where(bits < 0, bits ^ 0x7FFFFFFF, bits)  # monotone in the float value
   index = jnp.arange(sims.shape[-1], dtype=jnp.int64)
-  return ((~ascending).astype(jnp.int64) << 32) | index
+  return (_score_keys(sims).astype(jnp.int64) << 32) | index
+
+
+def _cumsum_rows(x: jax.Array, total: int, chunk: int = 32) -> jax.Array:
+  """Inclusive cumsum along axis 1 of non-negative ints whose row sums are at most `total`.
+
+  Two small float32 matmuls, exact below 2^24: XLA:CPU's cumsum (a reduce-window)
+  is several times slower.
+  """
+  if total >= 2 ** 24:
+    return jnp.cumsum(x, axis=1)
+  rows, cols = x.shape
+  pad = -cols % chunk
+  x = jnp.pad(x, ((0, 0), (0, pad))).reshape(rows, -1, chunk).astype(jnp.float32)
+  hp = jax.lax.Precision.HIGHEST  # bf16 passes would round counts above 256
+  inner = jnp.matmul(x, jnp.triu(jnp.ones((chunk, chunk), jnp.float32)), precision=hp)
+  chunks = inner.shape[1]
+  before = jnp.matmul(inner[:, :, -1], jnp.triu(jnp.ones((chunks, chunks), jnp.float32), 1), precision=hp)
+  return (inner + before[:, :, None]).reshape(rows, -1)[:, :cols].astype(jnp.int32)
+
+
+def _bucket_ranks(sims: jax.Array, relevant: jax.Array) -> jax.Array:
+  """Ascending ranks [B, M] of the relevant items (padding: G + 1), without sorting the row.
+
+  The n relevant keys, sorted (cheap: n << G), cut the row into n + 1 buckets,
+  and rank_i = #{gallery items in buckets 0..i}: one histogram. Each item finds
+  its bucket through a lookup table over equal-width score bins (exact, since
+  the bin is monotone in the score), then compares its key with the few
+  relevant keys that share its bin.
+  """
+  (batch, num_gallery), m = sims.shape, relevant.shape[1]
+  chunks = batch // _RANK_ROWS if jax.default_backend() == "cpu" and batch % _RANK_ROWS == 0 else 1
+  if chunks > 1:
+    # On CPU, _RANK_ROWS rows at a time (rows c, c + chunks, ...: a share of
+    # every device's rows), in a loop that reuses their temporaries: XLA:CPU
+    # allocates them afresh for each call, and above glibc's 32 MB mmap
+    # threshold every page of them then faults.
+    sims, relevant = sims.reshape(_RANK_ROWS, chunks, -1), relevant.reshape(_RANK_ROWS, chunks, -1)
+
+    def chunk(c, ranks):
+      part = _bucket_ranks(jax.lax.dynamic_index_in_dim(sims, c, 1, keepdims=False),
+                           jax.lax.dynamic_index_in_dim(relevant, c, 1, keepdims=False))
+      return jax.lax.dynamic_update_index_in_dim(ranks, part, c, 1)
+
+    return jax.lax.fori_loop(0, chunks, chunk, jnp.zeros((_RANK_ROWS, chunks, m), jnp.int32)).reshape(batch, m)
+  bins = int(min(_NUM_BINS, max(32, 2 ** int(np.ceil(np.log2(num_gallery))))))
+  valid = relevant >= 0
+  num_relevant = jnp.sum(valid, axis=1)
+  rel = jnp.maximum(relevant, 0)
+  rel_sims = jnp.take_along_axis(sims, rel, axis=1)
+  # Bins of equal width between the best and the worst relevant score. Rounded
+  # float ops are monotone, so a better score never lands in a later bin
+  # (and -0.0, +0.0 share one).
+  best = jnp.max(jnp.where(valid, rel_sims, -jnp.inf), axis=1, keepdims=True)
+  span = best - jnp.min(jnp.where(valid, rel_sims, jnp.inf), axis=1, keepdims=True)
+  scale = jnp.where(span > 0, jnp.minimum(bins / jnp.where(span > 0, span, 1.0), 3e38), 0.0)
+  best = jnp.where(num_relevant[:, None] > 0, best, 0.0)
+  bin_of = lambda s, best, scale: jnp.clip((best - s) * scale, 0, bins - 1).astype(jnp.int32)  # truncation = floor
+  rel_bin = jnp.where(valid, bin_of(rel_sims, best, scale), bins)
+  per_bin = jax.vmap(lambda r: jnp.zeros(bins, jnp.int32).at[r].add(1, mode="drop"))(rel_bin)
+  # Table per bin: relevant items in earlier bins, offset by row for one flat histogram.
+  width = m + 1
+  first = _cumsum_rows(per_bin, m) - per_bin + width * jnp.arange(batch, dtype=jnp.int32)[:, None]
+  most = jnp.max(jnp.take_along_axis(per_bin, jnp.minimum(rel_bin, bins - 1), axis=1))
+  # The relevant items' full keys (score, then index), sorted, and sentinels at [m:].
+  rel_keys = jnp.where(valid, (_score_keys(rel_sims).astype(jnp.int64) << 32) | rel, jnp.iinfo(jnp.int64).max)
+  rel_keys = jnp.pad(jnp.sort(rel_keys, axis=1), ((0, 0), (0, _UNROLL)), constant_values=jnp.iinfo(jnp.int64).max)
+
+  def histogram(score_key, item_bin, first, rel_keys, most):
+    start = jnp.take_along_axis(first, item_bin, axis=1, mode="promise_in_bounds")
+    row_start = width * jnp.arange(batch, dtype=jnp.int32)[:, None]
+
+    def compare(j, bucket):  # bucket -> #{relevant keys < key}: later bins hold only larger keys
+      key = (score_key.astype(jnp.int64) << 32) | jnp.arange(num_gallery, dtype=jnp.int64)
+      position = jnp.minimum(start - row_start + j, m + _UNROLL - 1)
+      return bucket + (jnp.take_along_axis(rel_keys, position, axis=1, mode="promise_in_bounds") < key)
+
+    # The first _UNROLL compares fuse into one pass; a bin with more relevant
+    # items takes a loop, behind a cond: XLA would hoist (and store) the int64
+    # item keys out of the loop even when it does not run.
+    bucket = start
+    for j in range(_UNROLL):
+      bucket = compare(j, bucket)
+    bucket = jax.lax.cond(most > _UNROLL, lambda b: jax.lax.fori_loop(_UNROLL, most, compare, b), lambda b: b, bucket)
+    flat = jnp.zeros(batch * width, jnp.int32).at[bucket.reshape(-1)].add(1, mode="promise_in_bounds")
+    return flat.reshape(batch, width)
+
+  # The cond (a block with no relevant item skips the work) is also a fusion
+  # boundary: its operands are stored, and XLA:CPU's gathers run about 2x
+  # slower with the key and bin arithmetic fused into them.
+  counts = jax.lax.cond(jnp.any(num_relevant > 0), histogram, lambda *_: jnp.zeros((batch, width), jnp.int32),
+                        _score_keys(sims), bin_of(sims, best, scale), first, rel_keys, most)
+  # Relevant item i has i relevant keys below its own: it and all ahead of it are in buckets 0..i.
+  ranks = _cumsum_rows(counts, num_gallery)[:, :m]
+  return jnp.where(jnp.arange(m) < num_relevant[:, None], ranks, num_gallery + 1)
 
 
 def _metrics_from_ranks(ranks: jax.Array, num_relevant: jax.Array, ks: tuple[int, ...]) -> dict:
@@ -170,23 +273,25 @@ def _metrics_from_ranks(ranks: jax.Array, num_relevant: jax.Array, ks: tuple[int
 def _block_metrics(queries, gallery_unit, relevant, ks):
   """Per-query metrics for one block; `relevant` [B, M] holds gallery indices, -1 = none."""
   trace_counts["block_metrics"] += 1
-  num_gallery = gallery_unit.shape[0]
-  keys = _ranking_keys(_similarities(queries, gallery_unit))
+  sims = _similarities(queries, gallery_unit)
   valid = relevant >= 0
-  relevant_keys = jnp.take_along_axis(keys, jnp.maximum(relevant, 0), axis=1)
   if relevant.shape[1] <= _MAX_DIRECT_COUNT:
+    keys = _ranking_keys(sims)
+    relevant_keys = jnp.take_along_axis(keys, jnp.maximum(relevant, 0), axis=1)
     ahead = jnp.sum(keys[:, None, :] < relevant_keys[:, :, None], axis=-1, dtype=jnp.int32)
+    ranks = jnp.sort(jnp.where(valid, ahead + 1, sims.shape[1] + 1), axis=1)
   else:
-    ahead = jax.vmap(jnp.searchsorted)(jnp.sort(keys, axis=1), relevant_keys).astype(jnp.int32)
-  ranks = jnp.sort(jnp.where(valid, ahead + 1, num_gallery + 1), axis=1)
+    ranks = _bucket_ranks(sims, relevant)
   return _metrics_from_ranks(ranks, jnp.sum(valid, axis=1, dtype=jnp.int32), ks)
 
 
 @functools.partial(jax.jit, static_argnames=("k",))
 def _block_topk(queries, gallery_unit, k):
   trace_counts["block_topk"] += 1
-  # XLA's TopK puts the lower index first among equal values: our tie rule.
-  scores, indices = jax.lax.top_k(_similarities(queries, gallery_unit), k)
+  sims = _similarities(queries, gallery_unit)
+  # XLA's TopK puts the lower index first among equal values: our tie rule,
+  # once -0.0 is +0.0.
+  scores, indices = jax.lax.top_k(jnp.where(sims == 0, 0.0, sims), k)
   return {"indices": indices, "scores": scores}
 
 
