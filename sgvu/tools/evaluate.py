@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="labels: same label is relevant; targets: query_targets; auto: labels if "
                            "query_labels is in the file, else targets")
   parser.add_argument("--block_size", type=int, default=retrieval.DEFAULT_BLOCK_SIZE,
-                      help="queries per block (memory ~ 20 * block_size * G bytes)")
+                      help="queries per block (memory ~ (4 * block_size + 33 * 32) * G bytes on CPU; docs/metrics.md)")
   return parser
 
 
