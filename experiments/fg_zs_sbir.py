@@ -20,6 +20,6 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.name = "fg_zs_sbir" + ("_small" if arg == "small" else "")
   c.level = "instance"
   c.pairing = "instance"
-  c.methods = ("frozen", "full-ft", "linear", "shallow-prompt", "deep-prompt", "ours", "ours-no-layernorm",
+  c.methods = ("random", "frozen", "full-ft", "linear", "shallow-prompt", "deep-prompt", "ours", "ours-no-layernorm",
                "ours-no-cls", "ours-no-patch-shuffle", "ours-no-fdiv")
   return c

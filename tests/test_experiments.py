@@ -52,7 +52,8 @@ def test_zs_sbir_small_end_to_end_and_resume(tmp_path):
   layernorms = (2 + 2 * vision.layers) * 2 * vision.width  # ln_pre, ln_post, ln_1/ln_2 per block; scale + bias
   assert rows["ours"]["trainable_params"] == prompts + layernorms
   assert rows["ours-no-layernorm"]["trainable_params"] == prompts
-  assert rows["frozen"]["trainable_params"] == 0
+  assert rows["frozen"]["trainable_params"] == rows["random"]["trainable_params"] == 0
+  assert rows["random"]["mAP@all"] != rows["frozen"]["mAP@all"]  # chance row: not the model's embeddings
   assert rows["full-ft"]["trainable_params"] > 10 * rows["ours"]["trainable_params"]
 
   # Same command again: finished rows are reused, not retrained.

@@ -39,6 +39,7 @@ class Method:
   cls: bool = False  # classification against text embeddings of seen categories
   patch_shuffle: bool = False  # fine-grained only
   fdiv: bool = False  # fine-grained only
+  random: bool = False  # chance reference: random embeddings instead of the model's
 
   @property
   def trains(self) -> bool:
@@ -47,6 +48,7 @@ class Method:
 
 _OURS = Method(prompts="shallow", layernorm=True, cls=True)
 _BASELINES = {
+    "random": Method(random=True),
     "frozen": Method(),
     "full-ft": Method(backbone=True),
     "linear": Method(linear=True),
@@ -164,6 +166,9 @@ class ZSSBIRTask(Task):
 
   def evaluate(self, params):
     (q, ql, qi), (g, gl, gi) = self.embed(params, "test")
+    if self.method.random:  # the chance level of this gallery and metric, in the same table
+      rng = np.random.default_rng(0)
+      q, g = rng.standard_normal(q.shape), rng.standard_normal(g.shape)
     if self.config.level == "instance":
       return instance_accuracy(self.source.split("test"), q, qi, g, gi)
     return metrics.retrieval_metrics(q, ql, g, gl, ks=(100, 200))
