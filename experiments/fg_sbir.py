@@ -52,12 +52,7 @@ def add_base(c: ml_collections.ConfigDict, arg: str) -> ml_collections.ConfigDic
   c.fg_train.optim = configs.optim_config(name="adam", lr=3e-4)  # 1e-3 collapses the CNN from scratch
 
   if arg == "small":
-    c.pretrain.model = "tiny"
-    c.pretrain.data.photos_per_category = 4
-    c.pretrain.batch_size = 32
-    c.pretrain.num_steps = 20
-    c.pretrain.log_every = 10
-    c.pretrain.optim.warmup_steps = 5
+    c.pretrain = clip_pretrain.pretrain_config(small=True)
     c.data.photos_per_category = 12
     c.data.sketches_per_photo = 2
     c.data.test_fraction = 0.25

@@ -158,6 +158,17 @@ def validate(config: ml_collections.ConfigDict) -> None:
   configs.validate_train(c)
 
 
+def validate_clip_init(config: ml_collections.ConfigDict, needed_for: str = "") -> None:
+  """model.clip_init names existing weights, or is '' on SynthSketch (this module pretrains them)."""
+  if not config.model.clip_init:
+    if config.data.dataset != "synth":
+      raise ValueError(f"config.model.clip_init is required for dataset {config.data.dataset!r}{needed_for} "
+                       "('hf:/path/to/clip' or a convert_clip directory)")
+    validate(config)
+  elif config.model.clip_init.startswith("hf:") and not os.path.isdir(config.model.clip_init[3:]):
+    raise ValueError(f"config.model.clip_init={config.model.clip_init!r}: no such directory")
+
+
 def ensure_pretrained(config: ml_collections.ConfigDict) -> str:
   """Returns a directory holding the pretrained synth CLIP (clip_io converted format + word tokenizer).
 

@@ -61,6 +61,14 @@ def make_source(c: ml_collections.ConfigDict, *, image_size: int | None = None,
   return source
 
 
+def pad_rows(x: np.ndarray, size: int, value=0) -> np.ndarray:
+  """x padded along axis 0 to `size` rows of `value`: a short last batch keeps the compiled shape."""
+  missing = size - len(x)
+  if missing <= 0:
+    return x
+  return np.concatenate([x, np.full((missing,) + x.shape[1:], value, x.dtype)])
+
+
 def embed_split(encode: Callable[[jax.Array], jax.Array], source: data_lib.Source, split: str, kind: str, *,
                 image_size: int, batch_size: int, fraction: float = 1.0, strict: bool = False,
                 desc: str = "") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -75,10 +83,7 @@ def embed_split(encode: Callable[[jax.Array], jax.Array], source: data_lib.Sourc
   for batch in pipeline.eval_batches(source, split, kind, image_size=image_size, batch_size=batch_size,
                                      fraction=fraction, strict=strict):
     n = len(batch["labels"])
-    images = batch["images"]
-    if n < batch_size:
-      images = np.concatenate([images, np.zeros((batch_size - n,) + images.shape[1:], images.dtype)])
-    embeds.append(np.asarray(encode(images))[:n])
+    embeds.append(np.asarray(encode(pad_rows(batch["images"], batch_size)))[:n])
     labels.append(batch["labels"])
     index.append(batch["index"])
     done += n

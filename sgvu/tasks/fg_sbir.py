@@ -323,13 +323,7 @@ def validate_base(config: ml_collections.ConfigDict, methods=()) -> None:
   configs.check_choice(config, "fg.encoder", ENCODERS)
   configs.check_choice(config, "fg.loss", LOSSES)
   if needs_clip(config, methods):
-    if not config.model.clip_init:
-      if config.data.dataset != "synth":
-        raise ValueError(f"config.model.clip_init is required for dataset {config.data.dataset!r} with a CLIP "
-                         "encoder ('hf:/path/to/clip' or a convert_clip directory)")
-      clip_pretrain.validate(config)
-    elif config.model.clip_init.startswith("hf:") and not os.path.isdir(config.model.clip_init[3:]):
-      raise ValueError(f"config.model.clip_init={config.model.clip_init!r}: no such directory")
+    clip_pretrain.validate_clip_init(config, needed_for=" with a CLIP encoder")
   configs.check_positive(config, "fg.embed_dim", "fg.margin", "fg.backbone_lr", "fg.logit_scale",
                          "fg.feature_dim", "data.image_size", "eval_batch_size")
   configs.check_positive(config, "fg.num_prompts", "fg.head_hidden", "fg.attention_hidden", allow_zero=True)

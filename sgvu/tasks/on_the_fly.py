@@ -120,8 +120,7 @@ def encode_images(task: fg_sbir.FGSBIRTask, params, images: np.ndarray, kind: st
   bs, out = task.config.eval_batch_size, []
   for start in range(0, len(images), bs):
     chunk = images[start:start + bs]
-    padded = np.concatenate([chunk, np.zeros((bs - len(chunk),) + chunk.shape[1:], chunk.dtype)])
-    out.append(np.asarray(jitted(params, padded))[:len(chunk)])
+    out.append(np.asarray(jitted(params, common.pad_rows(chunk, bs)))[:len(chunk)])
   return np.concatenate(out)
 
 

@@ -216,13 +216,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise ValueError("config.level='instance' (fine-grained) needs config.pairing='instance'")
   from sgvu import data as data_lib
   configs.check_choice(config, "data.dataset", data_lib.DATASETS)
-  if not config.model.clip_init:
-    if config.data.dataset != "synth":
-      raise ValueError(f"config.model.clip_init is required for dataset {config.data.dataset!r} "
-                       "('hf:/path/to/clip' or a convert_clip directory)")
-    clip_pretrain.validate(config)
-  elif config.model.clip_init.startswith("hf:") and not os.path.isdir(config.model.clip_init[3:]):
-    raise ValueError(f"config.model.clip_init={config.model.clip_init!r}: no such directory")
+  clip_pretrain.validate_clip_init(config)
   if config.data.dataset != "synth":
     if not config.data.root:
       raise ValueError(f"config.data.root is required for dataset {config.data.dataset!r}: the directory of "

@@ -290,9 +290,8 @@ class _Searcher:
       chunk, frac = queries[start:start + self.batch_size], fractions[start:start + self.batch_size]
       # Padded to a power of two: a session of queries compiles a few shapes, not one per count.
       size = min(self.batch_size, 1 << (len(chunk) - 1).bit_length())
-      padded = np.concatenate([chunk, np.zeros((size - len(chunk),) + chunk.shape[1:], np.uint8)])
-      frac = np.concatenate([frac, np.ones(size - len(chunk), np.float32)])
-      out.append(np.asarray(self._embed_batch(padded, frac))[:len(chunk)])
+      padded = self._embed_batch(common.pad_rows(chunk, size), common.pad_rows(frac, size, value=1.0))
+      out.append(np.asarray(padded)[:len(chunk)])
     return np.concatenate(out)
 
   def search(self, queries: np.ndarray, top: int = 10, fractions: np.ndarray | None = None) -> list[list[dict]]:
