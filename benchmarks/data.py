@@ -56,8 +56,8 @@ def time_step(steps: int) -> tuple[float, int, int, str]:
   from sgvu.tasks import zs_sbir  # pylint: disable=g-import-not-at-top
 
   config = experiment.get_config()
-  cfg = get_preset(config.pretrain.model)  # random weights: same speed as the pretrained ones
-  size, batch_size = cfg.vision.image_size, config.train.batch_size
+  cfg = get_preset(config.clip_train.model)  # random weights: same speed as the pretrained ones
+  size, batch_size = cfg.vision.image_size, config.zs_train.batch_size
   x = np.zeros((1, size, size, 3), np.float32)
   clip_params = CLIP(cfg).init(jax.random.key(0), x, np.zeros((1, cfg.text.context_length), np.int32))["params"]
   source = SynthSketch(photos_per_category=1, sketches_per_photo=1)

@@ -19,8 +19,8 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.task = "clip_pretrain"
   c.name = "clip_pretrain"
-  c.pretrain = clip_pretrain.pretrain_config()
+  c.clip_train = clip_pretrain.pretrain_config()
   if arg == "small":
     c.name = "clip_pretrain_small"
-    c.pretrain = clip_pretrain.pretrain_config(small=True)
+    c.clip_train = clip_pretrain.pretrain_config(small=True)
   return c

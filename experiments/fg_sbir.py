@@ -21,8 +21,8 @@ def add_base(c: ml_collections.ConfigDict, arg: str) -> ml_collections.ConfigDic
   """Data, CLIP and FG-SBIR training keys shared with experiments/on_the_fly*.py."""
   c.eval_batch_size = 128
   c.model = ml_collections.ConfigDict()
-  c.model.clip_init = ""  # '' = the SynthSketch CLIP of `pretrain`; or 'hf:/dir' / a convert_clip dir
-  c.pretrain = clip_pretrain.pretrain_config()
+  c.model.clip_init = ""  # '' = the SynthSketch CLIP of `clip_train`; or 'hf:/dir' / a convert_clip dir
+  c.clip_train = clip_pretrain.pretrain_config()
 
   # SynthSketch 'instance' protocol: every category in both splits, disjoint photo instances.
   # 3100 shoes, 100 held out with 2 sketches each: 200 test sketches, a gallery of 100 (Chair-V2: 323 / 100).
@@ -52,7 +52,7 @@ def add_base(c: ml_collections.ConfigDict, arg: str) -> ml_collections.ConfigDic
   c.fg_train.optim = configs.optim_config(name="adam", lr=3e-4)  # 1e-3 collapses the CNN from scratch
 
   if arg == "small":
-    c.pretrain = clip_pretrain.pretrain_config(small=True)
+    c.clip_train = clip_pretrain.pretrain_config(small=True)
     c.data.photos_per_category = 12
     c.data.sketches_per_photo = 2
     c.data.test_fraction = 0.25
@@ -76,4 +76,5 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.task = "fg_sbir"
   c.name = "fg_sbir" + ("_small" if arg == "small" else "")
   c.methods = ("B1", "B2")  # + 'frozen' (the CLIP as is; pretrains the SynthSketch CLIP unless model.clip_init)
+  c.seeds = 1  # training seeds per table row (mean and std over them)
   return add_base(c, arg)

@@ -81,6 +81,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.name = "on_the_fly" + ("_small" if arg == "small" else "")
   c.methods = ("B1", "B2", "B3", "B4", "vanilla-pg", "ppo", "reward-1/rank", "reward-rank<=5", "reward--rank",
                "reward-1/sqrt(rank)")
+  c.seeds = 1  # training seeds per table row (mean and std over them)
   fg_sbir.add_base(c, arg)
   return add_on_the_fly(c, arg)
 

@@ -27,13 +27,14 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.pairing = "category"
   c.methods = ("random", "frozen", "full-ft", "linear", "shallow-prompt", "deep-prompt", "ours",
                "ours-no-layernorm", "ours-no-cls")
+  c.seeds = 1  # training seeds per table row (mean and std over them)
   c.grid_method = "ours"
   c.grid_queries = 8
   c.eval_batch_size = 128
 
   c.model = ml_collections.ConfigDict()
-  c.model.clip_init = ""  # '' = the SynthSketch CLIP of `pretrain`; or 'hf:/dir' / a convert_clip dir
-  c.pretrain = clip_pretrain.pretrain_config()
+  c.model.clip_init = ""  # '' = the SynthSketch CLIP of `clip_train`; or 'hf:/dir' / a convert_clip dir
+  c.clip_train = clip_pretrain.pretrain_config()
 
   c.data = common.data_config()
 
@@ -47,21 +48,21 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.method.patch_shuffle_weight = 1.0
   c.method.fdiv_weight = 1.0
 
-  c.train = configs.train_config()
-  c.train.batch_size = 32
-  c.train.num_steps = 80  # seven trained rows must fit the 15-minute budget with pretraining
-  c.train.log_every = 25
-  c.train.checkpoint_every = 50
-  c.train.optim = configs.optim_config(name="adam", lr=1e-3)
+  c.zs_train = configs.train_config()
+  c.zs_train.batch_size = 32
+  c.zs_train.num_steps = 80  # seven trained rows must fit the 15-minute budget with pretraining
+  c.zs_train.log_every = 25
+  c.zs_train.checkpoint_every = 50
+  c.zs_train.optim = configs.optim_config(name="adam", lr=1e-3)
 
   if arg == "small":
     c.name = "zs_sbir_small"
-    c.pretrain = clip_pretrain.pretrain_config(small=True)
+    c.clip_train = clip_pretrain.pretrain_config(small=True)
     c.data.photos_per_category = 3
     c.data.sketches_per_photo = 1
-    c.train.batch_size = 16
-    c.train.num_steps = 4
-    c.train.log_every = 2
-    c.train.checkpoint_every = 2
+    c.zs_train.batch_size = 16
+    c.zs_train.num_steps = 4
+    c.zs_train.log_every = 2
+    c.zs_train.checkpoint_every = 2
     c.grid_queries = 4
   return c

@@ -64,13 +64,13 @@ def paper_config(dataset: str, name: str, arg: str, *, methods: tuple[str, ...],
   c.method.margin = 0.2
   c.method.layernorm_lr = 1e-6
 
-  c.train.batch_size = 192
-  c.train.num_steps = num_steps
-  c.train.log_every = 50
-  c.train.checkpoint_every = 500
-  c.train.optim.name = "adam"
-  c.train.optim.lr = 1e-4  # the prompts' (and linear head's) learning rate
-  c.train.optim.weight_decay = 0.0
+  c.zs_train.batch_size = 192
+  c.zs_train.num_steps = num_steps
+  c.zs_train.log_every = 50
+  c.zs_train.checkpoint_every = 500
+  c.zs_train.optim.name = "adam"
+  c.zs_train.optim.lr = 1e-4  # the prompts' (and linear head's) learning rate
+  c.zs_train.optim.weight_decay = 0.0
 
   if arg == "tiny":  # tests: a few files, a tiny CLIP, 2 steps
     c.name = name + "_tiny"
@@ -78,10 +78,10 @@ def paper_config(dataset: str, name: str, arg: str, *, methods: tuple[str, ...],
     c.data.image_size = 32
     c.data.num_workers = 0
     c.eval_batch_size = 16
-    c.train.batch_size = 8
-    c.train.num_steps = 2
-    c.train.log_every = 1
-    c.train.checkpoint_every = 2
+    c.zs_train.batch_size = 8
+    c.zs_train.num_steps = 2
+    c.zs_train.log_every = 1
+    c.zs_train.checkpoint_every = 2
     c.grid_queries = 2
   return c
 

@@ -47,7 +47,7 @@ def test_zs_sbir_small_end_to_end_and_resume(tmp_path):
   assert (tmp_path / "ours" / "metrics.jsonl").exists()
 
   # "LayerNorm only" really is: prompts (2 x P x D) plus every LayerNorm of the image tower, nothing else.
-  vision = get_preset(config.pretrain.model).vision
+  vision = get_preset(config.clip_train.model).vision
   prompts = 2 * config.method.num_prompts * vision.width
   layernorms = (2 + 2 * vision.layers) * 2 * vision.width  # ln_pre, ln_post, ln_1/ln_2 per block; scale + bias
   assert rows["ours"]["trainable_params"] == prompts + layernorms
@@ -74,10 +74,10 @@ def test_fg_zs_sbir_small_reports_instance_accuracy(tmp_path):
 @pytest.mark.parametrize("change,message", [
     (lambda c: setattr(c, "methods", ("ours", "oursx")), "oursx"),
     (lambda c: setattr(c, "task", "zs_sbri"), "zs_sbri"),
-    (lambda c: setattr(c.pretrain, "model", "B/33"), "B/33"),
+    (lambda c: setattr(c.clip_train, "model", "B/33"), "B/33"),
     (lambda c: setattr(c.data, "dataset", "sketchyy"), "sketchyy"),
     (lambda c: setattr(c, "pairing", "category") or setattr(c, "level", "instance"), "pairing"),
-    (lambda c: setattr(c.train.optim, "name", "adamm"), "adamm"),
+    (lambda c: setattr(c.zs_train.optim, "name", "adamm"), "adamm"),
     (lambda c: setattr(c.data, "dataset", "sketchy"), "clip_init"),
 ])
 def test_bad_settings_fail_before_compute(tmp_path, change, message):
@@ -91,7 +91,7 @@ def test_bad_settings_fail_before_compute(tmp_path, change, message):
 def test_misspelt_override_and_variant_fail_at_the_command_line(tmp_path):
   env = dict(os.environ, JAX_PLATFORMS="cpu")
   r = subprocess.run([sys.executable, "-m", "sgvu.main", "--config=experiments/zs_sbir.py:small",
-                      "--config.train.num_stpes=3", f"--workdir={tmp_path}"], cwd=ROOT, env=env,
+                      "--config.zs_train.num_stpes=3", f"--workdir={tmp_path}"], cwd=ROOT, env=env,
                      capture_output=True, text=True, timeout=120)
   assert r.returncode != 0 and "num_stpes" in r.stderr
   r = subprocess.run([sys.executable, "-m", "sgvu.main", "--config=experiments/zs_sbir.py:smal",

@@ -70,9 +70,9 @@ def test_paper_setting():
     assert c.task == "zs_sbir" and c.name == name
     assert c.data.image_size == 224 and not c.data.materialize
     assert c.method.num_prompts == 3 and c.method.margin == pytest.approx(0.2)
-    assert c.train.optim.name == "adam" and c.train.optim.lr == pytest.approx(1e-4)
-    assert c.method.layernorm_lr == pytest.approx(1e-6) and c.train.optim.weight_decay == 0
-    assert c.train.batch_size == 192
+    assert c.zs_train.optim.name == "adam" and c.zs_train.optim.lr == pytest.approx(1e-4)
+    assert c.method.layernorm_lr == pytest.approx(1e-6) and c.zs_train.optim.weight_decay == 0
+    assert c.zs_train.batch_size == 192
     assert c.model.clip_init == "" and c.data.root == ""  # the user's to give
     assert c.grid_method in c.methods and "frozen" in c.methods
     assert not set(c.methods) - set(zs_sbir.METHODS[c.level]), name

@@ -13,8 +13,8 @@ ROOT = os.path.dirname(os.path.dirname(__file__))
 def test_sigint_checkpoints_and_same_command_resumes(tmp_path):
   env = dict(os.environ, SGVU_CACHE=str(tmp_path / "cache"), JAX_PLATFORMS="cpu")
   cmd = [sys.executable, "-m", "sgvu.main", "--config=experiments/clip_pretrain.py:small",
-         f"--workdir={tmp_path / 'wd'}", "--config.pretrain.num_steps=150", "--config.pretrain.log_every=1",
-         "--config.pretrain.checkpoint_every=1000"]
+         f"--workdir={tmp_path / 'wd'}", "--config.clip_train.num_steps=150", "--config.clip_train.log_every=1",
+         "--config.clip_train.checkpoint_every=1000"]
   proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
   metrics = next((tmp_path / "cache").glob("clip_synth/*/train"), None)
   deadline = time.time() + 240

@@ -64,8 +64,8 @@ def test_finds_the_pretrained_synth_clip_of_a_workdir(tmp_path, monkeypatch):
   # config.json (tuples -> lists) must lead to the cache entry the run trained.
   saved = ml_collections.ConfigDict(json.loads(config.to_json_best_effort()))
   monkeypatch.setenv("SGVU_CACHE", str(tmp_path))
-  directory = clip_pretrain.cache_directory(config.pretrain)
-  assert clip_pretrain.cache_directory(saved.pretrain) == directory
+  directory = clip_pretrain.cache_directory(config.clip_train)
+  assert clip_pretrain.cache_directory(saved.clip_train) == directory
   with pytest.raises(search.SearchError, match="SGVU_CACHE") as e:
     search.clip_spec(saved)
   assert directory in str(e.value)
@@ -129,7 +129,7 @@ def test_trained_params_not_the_pretrained(workdir, searchers, test_sketches):
   frozen, ours = searchers["frozen"], searchers["ours"]
   assert search.Searcher(workdir).method == "ours" == ours.config.grid_method  # the default
   assert frozen.step == search.PRETRAINED_STEP
-  assert ours.step == ours.config.train.num_steps == sorted(map(int, os.listdir(f"{workdir}/ours/checkpoints")))[-1]
+  assert ours.step == ours.config.zs_train.num_steps == sorted(map(int, os.listdir(f"{workdir}/ours/checkpoints")))[-1]
   queries = np.stack([search.load_query(p, ours.image_size) for p in paths[:4]])
   assert np.abs(ours.embed_sketches(queries) - frozen.embed_sketches(queries)).max() > 1e-3
 

@@ -152,7 +152,7 @@ def cache_directory(config: ml_collections.ConfigDict) -> str:
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
-  c = config.pretrain if "pretrain" in config else config
+  c = config.clip_train if "clip_train" in config else config
   configs.check_choice(c, "model", MODEL_PRESETS)
   configs.check_choice(c, "data.dataset", ["synth"])
   configs.validate_train(c)
@@ -195,7 +195,7 @@ def ensure_pretrained(config: ml_collections.ConfigDict) -> str:
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """`python -m sgvu.main --config=experiments/clip_pretrain.py`: pretrain and report zero-shot accuracy."""
-  c = config.pretrain
+  c = config.clip_train
   directory = ensure_pretrained(c)
   with open(os.path.join(directory, DONE_FILE)) as f:
     evals = json.load(f)["evals"]

@@ -279,7 +279,7 @@ def load_backbone(config: ml_collections.ConfigDict, methods) -> Backbone:
   """The CLIP image tower (model.clip_init, else the cached SynthSketch CLIP) where one is used."""
   if not needs_clip(config, methods):
     return Backbone(config.data.image_size)
-  spec = config.model.clip_init or os.path.join(clip_pretrain.ensure_pretrained(config.pretrain), "clip")
+  spec = config.model.clip_init or os.path.join(clip_pretrain.ensure_pretrained(config.clip_train), "clip")
   clip_cfg, params = clip_io.load_clip(spec)
   return Backbone(clip_cfg.vision.image_size, clip_cfg, train.flatten({"img": params["img"]}))
 

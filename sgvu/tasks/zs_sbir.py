@@ -192,8 +192,8 @@ def instance_accuracy(split, q, q_index, g, g_index, ks=(1, 5, 10)) -> dict:
 
 
 def method_train_config(config: ml_collections.ConfigDict, method: Method) -> ml_collections.ConfigDict:
-  """config.train with the method's learning rates per parameter group."""
-  c = ml_collections.ConfigDict(config.train.to_dict())
+  """config.zs_train with the method's learning rates per parameter group."""
+  c = ml_collections.ConfigDict(config.zs_train.to_dict())
   groups = []
   if method.backbone:
     groups.append(("img/.*", config.method.backbone_lr))
@@ -223,7 +223,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
                        "your local copy (see docs/datasets.md)")
     if not os.path.isdir(config.data.root):
       raise ValueError(f"config.data.root={config.data.root!r}: no such directory")
-  configs.validate_train(config.train)
+  configs.validate_train(config.zs_train)
   configs.check_positive(config, "method.num_prompts", "method.margin", "eval_batch_size")
 
 
@@ -231,7 +231,7 @@ def load_clip(config):
   """(clip_cfg, params, tokenizer): from model.clip_init, or the cached SynthSketch CLIP."""
   spec = config.model.clip_init
   if not spec:
-    spec = os.path.join(clip_pretrain.ensure_pretrained(config.pretrain), "clip")
+    spec = os.path.join(clip_pretrain.ensure_pretrained(config.clip_train), "clip")
   directory = spec[3:] if spec.startswith("hf:") else spec
   clip_cfg, params = clip_io.load_clip(spec)
   tokenizer = tokenizers.load_tokenizer(directory, clip_cfg.text.context_length)

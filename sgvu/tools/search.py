@@ -90,10 +90,10 @@ def clip_spec(config: ml_collections.ConfigDict) -> str:
   """model.clip_init, or the cached SynthSketch CLIP the run used (never trains a new one)."""
   if config.model.clip_init:
     return config.model.clip_init
-  directory = clip_pretrain.cache_directory(config.pretrain)
+  directory = clip_pretrain.cache_directory(config.clip_train)
   if not os.path.exists(os.path.join(directory, clip_pretrain.DONE_FILE)):
     raise SearchError(f"the pretrained SynthSketch CLIP of this workdir is not in the cache ({directory}); "
-                      "set SGVU_CACHE (or config.pretrain.cache_dir) as it was for training")
+                      "set SGVU_CACHE (or config.clip_train.cache_dir) as it was for training")
   return os.path.join(directory, "clip")
 
 
