@@ -123,3 +123,13 @@ def load_images(paths: Sequence[str], preprocess: ClipPreprocess) -> np.ndarray:
   if not paths:
     return np.zeros((0, h, w, 3), np.float32)
   return np.stack([preprocess(load_image(p)) for p in paths])
+
+
+_MEAN_255 = np.asarray(OPENAI_CLIP_MEAN, np.float32) * 255.0
+_STD_255 = np.asarray(OPENAI_CLIP_STD, np.float32) * 255.0
+
+
+def normalize_images(images):
+  """uint8 [..., 3] -> CLIP-normalised float32 (jnp inside jit, numpy outside)."""
+  import jax.numpy as jnp  # local: this module stays importable without JAX start-up
+  return (images.astype(jnp.float32) - _MEAN_255) / _STD_255

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import os
 import re
-import time
 
 from absl import logging
 import jax
@@ -23,11 +21,12 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from sgvu import clip_io, configs, losses, metrics, tokenizers, train
+from sgvu import batching, clip_io, configs, evaluators, experiment, export, losses, metrics, preprocess
+from sgvu import tokenizers, train, viz
+from sgvu.data import configured, pipeline
 from sgvu.models.prompted import PromptedImageEncoder
-from sgvu.tasks import clip_pretrain, common
+from sgvu.tasks import clip_pretrain
 from sgvu.tasks.base import Task
-from sgvu.data import pipeline
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,8 +88,8 @@ class ZSSBIRTask(Task):
   def __init__(self, config, method: Method, clip_cfg, clip_params, source, class_text, logit_scale):
     super().__init__(config)
     self.method = method
-    self.model = PromptedImageEncoder(clip_cfg, prompts=method.prompts, num_prompts=config.method.num_prompts,
-                                      linear_head=method.linear)
+    self.model = PromptedImageEncoder(clip_cfg.vision, prompts=method.prompts,
+                                      num_prompts=config.method.num_prompts, linear_head=method.linear)
     self.clip_cfg, self.source = clip_cfg, source
     self.image_size = clip_cfg.vision.image_size
     self.clip_img = train.flatten({"img": clip_params["img"]})
@@ -102,9 +101,6 @@ class ZSSBIRTask(Task):
     self.class_row = jnp.asarray(lookup)
     self.class_text = jnp.asarray(class_text)
     self.logit_scale = float(logit_scale)
-    # Built once: evaluation during training, the final eval and the grid reuse the compiled encoders.
-    self._jitted_encoders = {kind: jax.jit(functools.partial(self.encode, modality=kind))
-                             for kind in ("sketch", "photo")}
 
   def init_params(self, rng):
     x = jnp.zeros((1, self.image_size, self.image_size, 3))
@@ -120,7 +116,11 @@ class ZSSBIRTask(Task):
     return m.backbone or (m.layernorm and re.fullmatch(LAYERNORM_PATHS, path) is not None)
 
   def encode(self, params, images, modality):
-    return self.model.apply({"params": params}, common.normalize_images(images), modality)
+    return self.model.apply({"params": params}, preprocess.normalize_images(images), modality)
+
+  def predict_fns(self):
+    """What evaluators and bundles embed with: uint8 images -> embeddings (jitted once per task)."""
+    return {f"embed_{kind}": jax.jit(functools.partial(self.encode, modality=kind)) for kind in ("sketch", "photo")}
 
   def loss_fn(self, params, batch, rng):
     m, c = self.method, self.config.method
@@ -154,46 +154,11 @@ class ZSSBIRTask(Task):
                                 pairing=self.config.pairing, seed=seed, num_workers=d.num_workers,
                                 strict=d.strict)
 
-  def embed(self, params, split: str):
-    """(sketch embeds, labels, index), (photo embeds, labels, index) of a split."""
-    d, bs = self.config.data, self.config.eval_batch_size
-    out = []
-    for kind in ("sketch", "photo"):
-      fn = self._jitted_encoders[kind]
-      out.append(common.embed_split(lambda im, fn=fn: fn(params, im), self.source, split, kind,
-                                    image_size=self.image_size, batch_size=bs, strict=d.strict, desc=split))
-    return out
 
-  def evaluate(self, params):
-    (q, ql, qi), (g, gl, gi) = self.embed(params, "test")
-    if self.method.random:  # the chance level of this gallery and metric, in the same table
-      rng = np.random.default_rng(0)
-      q, g = rng.standard_normal(q.shape), rng.standard_normal(g.shape)
-    if self.config.level == "instance":
-      return instance_accuracy(self.source.split("test"), q, qi, g, gi)
-    return metrics.retrieval_metrics(q, ql, g, gl, ks=(100, 200))
-
-
-def instance_accuracy(split, q, q_index, g, g_index, ks=(1, 5, 10)) -> dict:
-  """Fine-grained Acc@K with the gallery of each query's own category (cross-category FG-ZS-SBIR)."""
-  photo_pos = {int(i): n for n, i in enumerate(g_index)}
-  ranks = []
-  for label in np.unique([split.sketches[i].label for i in q_index]):
-    qs = [n for n, i in enumerate(q_index) if split.sketches[i].label == label and
-          split.sketches[i].photo in photo_pos]
-    gs = [n for n, i in enumerate(g_index) if split.photos[i].label == label]
-    if not qs or len(gs) < 2:
-      continue
-    local = {g_n: j for j, g_n in enumerate(gs)}
-    targets = np.asarray([local[photo_pos[split.sketches[q_index[n]].photo]] for n in qs], np.int32)
-    ranks.append(metrics.ranks(q[qs], targets, g[gs]))
-  ranks = np.concatenate(ranks)
-  return {f"Acc@{k}": float(np.mean(ranks <= k)) for k in ks}
-
-
-def method_train_config(config: ml_collections.ConfigDict, method: Method) -> ml_collections.ConfigDict:
-  """config.zs_train with the method's learning rates per parameter group."""
+def method_train_config(config: ml_collections.ConfigDict, method: Method, seed: int = 0) -> ml_collections.ConfigDict:
+  """config.zs_train with the method's learning rates per parameter group, for training seed `seed`."""
   c = ml_collections.ConfigDict(config.zs_train.to_dict())
+  c.seed = config.zs_train.seed + seed
   groups = []
   if method.backbone:
     groups.append(("img/.*", config.method.backbone_lr))
@@ -238,77 +203,95 @@ def load_clip(config):
   return clip_cfg, params, tokenizer
 
 
-def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  t0 = time.perf_counter()
+def source_options(config) -> dict:
+  return {"protocol": "zero_shot"} if config.data.dataset == "synth" else {}
+
+
+def table(config: ml_collections.ConfigDict, workdir: str) -> experiment.Table:
+  """The seed-004 table: every method of config.methods trained on seen categories, scored on unseen ones."""
   clip_cfg, clip_params, tokenizer = load_clip(config)
   if config.data.image_size != clip_cfg.vision.image_size:
     logging.info("data.image_size %d -> %d (the CLIP's resolution)", config.data.image_size,
                  clip_cfg.vision.image_size)
-  source = common.make_source(config.data, image_size=clip_cfg.vision.image_size,
-                              **({"protocol": "zero_shot"} if config.data.dataset == "synth" else {}))
+  image_size = clip_cfg.vision.image_size
+  source = configured.source_from_config(config.data, image_size=image_size, **source_options(config))
   from sgvu.models.clip import CLIP
-  seen = source.split("train").categories
-  class_text = clip_pretrain.class_text_embeddings(CLIP(clip_cfg), clip_params, tokenizer, seen)
+  class_text = clip_pretrain.class_text_embeddings(CLIP(clip_cfg), clip_params, tokenizer,
+                                                   source.split("train").categories)
   logit_scale = float(np.exp(np.asarray(clip_params["logit_scale"])))
-  metric_names = INSTANCE_METRICS if config.level == "instance" else CATEGORY_METRICS
+  methods = METHODS[config.level]
 
-  rows = []
-  for name in config.methods:
-    method = METHODS[config.level][name]
-    method_dir = os.path.join(workdir, name)
-    row_file = os.path.join(method_dir, "row.json")
-    if os.path.exists(row_file):  # finished in an earlier, interrupted run of this command
-      with open(row_file) as f:
-        rows.append(json.load(f))
-      logging.info("%s: reusing %s", name, row_file)
-      continue
+  def run_row(name: str, seed: int, directory: str) -> dict:
+    method = methods[name]
     task = ZSSBIRTask(config, method, clip_cfg, clip_params, source, class_text, logit_scale)
-    t_method = time.perf_counter()
+    evals = evaluators.build(config.evals, task.predict_fns(), source=source, image_size=image_size)
+    if method.random:  # the chance level of this gallery and metric, in the same table
+      (name_, evaluator), = evals.items()
+      sketches, photos = evaluator.embed(train.unflatten(task.pretrained()))
+      rng = np.random.default_rng(0)
+      sketches = (rng.standard_normal(sketches[0].shape),) + tuple(sketches[1:])
+      photos = (rng.standard_normal(photos[0].shape),) + tuple(photos[1:])
+      return {**evaluator.score(sketches, photos), "trainable_params": 0}
     if method.trains:
-      tc = method_train_config(config, method)
+      tc = method_train_config(config, method, seed)
       setup = train.build(task, tc)
-      logging.info("%s: %s trainable parameters (%s frozen)", name, f"{setup.num_trainable:,}",
-                   f"{setup.num_frozen:,}")
-      params, evals = train.fit(task, tc, method_dir, setup=setup)
-      result, trainable = evals[-1], setup.num_trainable
+      params, records = train.fit(task, tc, directory, setup=setup,
+                                  evaluate=lambda p: evaluators.run_all(evals, p))
+      result, trainable, step = records[-1], setup.num_trainable, tc.num_steps
     else:
       params = train.unflatten(task.pretrained())
-      result, trainable = task.evaluate(params), 0
-    row = {"method": name, "split": "unseen", **{k: float(result[k]) for k in metric_names},
-           "trainable_params": int(trainable), "seconds": round(time.perf_counter() - t_method, 1)}
-    rows.append(row)
-    if jax.process_index() == 0:
-      os.makedirs(method_dir, exist_ok=True)
-      with open(row_file, "w") as f:
-        json.dump(row, f)
-    common.write_results(workdir, config.name, rows, level=config.level)
-    logging.info("%s: %s", name, " ".join(f"{k}={row[k]:.4f}" for k in metric_names))
-    if name == config.grid_method:
-      _draw_grid(task, params, workdir, config)
+      result, trainable, step = evaluators.run_all(evals, params), 0, 0
+    export_bundle(config, task, params, name, seed, step, os.path.join(directory, export.BUNDLE_DIR))
+    return {**{k: v for k, v in result.items() if k != "step"}, "trainable_params": int(trainable)}
 
-  table = common.format_table(rows, metric_names)
-  wall = time.perf_counter() - t0
-  common.write_results(workdir, config.name, rows, level=config.level, wall_seconds=round(wall, 1))
-  print(f"\n{config.name}: unseen categories, {config.data.dataset} ({wall / 60:.1f} min)\n{table}\n")
-  return {"rows": rows}
+  evaluator = next(iter(evaluators.build(config.evals, {"embed_sketch": None, "embed_photo": None},
+                                         source=source, image_size=image_size).values()))
+  return experiment.Table(
+      name=config.name, split="unseen", metrics=INSTANCE_METRICS if config.level == "instance" else CATEGORY_METRICS,
+      methods=tuple(config.methods), run_row=run_row, settings=lambda name: {"config": config, "method": name},
+      trains=lambda name: methods[name].trains, seeds=config.seeds, gallery_size=evaluator.gallery_size(),
+      description=f"unseen categories, {config.data.dataset}", smoke_test=config.get("smoke_test", False),
+      pictures=lambda rows: _draw_grid(config, source, workdir), extra={"level": config.level})
 
 
-def _draw_grid(task: ZSSBIRTask, params, workdir: str, config) -> None:
-  from sgvu import viz
-  (q, ql, qi), (g, gl, gi) = task.embed(params, "test")
-  rng = np.random.default_rng(0)
-  pick = rng.choice(len(q), size=min(config.grid_queries, len(q)), replace=False)
-  idx, _ = metrics.topk(q[pick], g, 10)
+def export_bundle(config, task: ZSSBIRTask, params, method: str, seed: int, step: int, directory: str) -> None:
+  """The row's inference bundle: the prompted encoder, its params and the test gallery's embeddings."""
+  fns = task.predict_fns()
+  embeds, labels, index = batching.embed_split(lambda im: fns["embed_photo"](params, im), task.source, "test",
+                                               "photo", image_size=task.image_size,
+                                               batch_size=config.eval_batch_size, strict=config.data.strict)
   split = task.source.split("test")
-  size = task.image_size
-  queries = [pipeline.render_sketch(task.source, split.sketches[qi[p]], size) for p in pick]
-  hits = [[pipeline.load_photo(task.source, split.photos[gi[j]], size) for j in row] for row in idx]
+  keys = [split.photos[int(i)].key for i in index]
+  meta = {"experiment": config.name, "task": "zs_sbir", "method": method, "seed": seed, "step": step,
+          "level": config.level, "image_size": task.image_size,
+          "query": {"method": "__call__", "kwargs": {"modality": "sketch"}, "levels": 0},
+          "gallery": {"method": "__call__", "kwargs": {"modality": "photo"}},
+          "data": {**config.data.to_dict(), "source_options": source_options(config)}, "split": "test",
+          "categories": list(task.source.categories)}
+  export.save(directory, model=task.model, params=params, meta=meta,
+              gallery=export.Gallery(embeds, labels, index, np.asarray(keys)))
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  return experiment.run(table(config, workdir), workdir)
+
+
+def _draw_grid(config, source, workdir: str) -> None:
+  """Top-10 of a few test sketches by the grid method's exported model (seed 0)."""
+  if config.grid_method not in config.methods:
+    return
+  bundle = export.load(experiment.row_dir(workdir, config.grid_method, 0))
+  split = source.split("test")
+  rng = np.random.default_rng(0)
+  pick = rng.choice(len(split.sketches), size=min(config.grid_queries, len(split.sketches)), replace=False)
+  queries = [pipeline.render_sketch(source, split.sketches[i], bundle.image_size) for i in pick]
+  idx, _ = metrics.topk(bundle.embed_queries(np.stack(queries)), bundle.gallery.embeds, 10)
+  hits = [[pipeline.load_photo(source, split.photos[int(bundle.gallery.index[j])], bundle.image_size) for j in row]
+          for row in idx]
   if config.level == "instance":
-    correct = [[split.photos[gi[j]].key == split.photos[split.sketches[qi[p]].photo].key for j in row]
-               for p, row in zip(pick, idx)]
+    correct = [[int(bundle.gallery.index[j]) == split.sketches[i].photo for j in row] for i, row in zip(pick, idx)]
   else:
-    correct = [[gl[j] == ql[p] for j in row] for p, row in zip(pick, idx)]
+    correct = [[int(bundle.gallery.labels[j]) == split.sketches[i].label for j in row] for i, row in zip(pick, idx)]
   path = os.path.join(workdir, "retrieval_grid.png")
-  if jax.process_index() == 0:
-    viz.retrieval_grid(queries, hits, correct, path, title=f"{config.name}: {config.grid_method}, top-10")
-    logging.info("retrieval grid: %s", path)
+  viz.retrieval_grid(queries, hits, correct, path, title=f"{config.name}: {config.grid_method}, top-10")
+  logging.info("retrieval grid: %s", path)

@@ -1,0 +1,38 @@
+"""The dataset a config names (config.data), optionally rendered once into memory.
+
+Used by tasks to build their data and by tools to reopen the gallery an
+exported model was evaluated on (the bundle stores the data config).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from sgvu.data import get_source
+from sgvu.data import pipeline
+from sgvu.data.base import Source
+
+
+def _get(c: Any, key: str, default=None):
+  return c.get(key, default) if isinstance(c, Mapping) or hasattr(c, "get") else getattr(c, key, default)
+
+
+def source_from_config(c, *, image_size: int | None = None, kinds: tuple[str, ...] = ("photo", "sketch"),
+                       materialize: bool | None = None, **kwargs) -> Source:
+  """config.data (a ConfigDict or its dict) -> Source; with materialize and `image_size`, rendered into memory."""
+  dataset = _get(c, "dataset")
+  if dataset == "synth":
+    kwargs = dict(seed=_get(c, "synth_seed"), photos_per_category=_get(c, "photos_per_category"),
+                  sketches_per_photo=_get(c, "sketches_per_photo"), **kwargs)
+    source = get_source("synth", None, **kwargs)
+  elif not _get(c, "root"):
+    raise ValueError(f"config.data.root is required for dataset {dataset!r} (the local copy; see docs/datasets.md)")
+  else:
+    options = _get(c, "reader_options") or {}
+    options = options.to_dict() if hasattr(options, "to_dict") else dict(options)
+    source = get_source(dataset, _get(c, "root"), **{**options, **kwargs})
+  if materialize is None:
+    materialize = bool(_get(c, "materialize", False))
+  if materialize and image_size:
+    pipeline.materialize(source, image_size, kinds=kinds, num_workers=2)
+  return source
