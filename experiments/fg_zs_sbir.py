@@ -1,7 +1,7 @@
 """Fine-grained zero-shot SBIR with CLIP prompts (seed 004) on SynthSketch.
 
   python -m sgvu.main --config=experiments/fg_zs_sbir.py
-  python -m sgvu.main --config=experiments/fg_zs_sbir.py:small
+  python -m sgvu.main --config=experiments/fg_zs_sbir.py:small   # a smoke test
 
 Instance-level: each sketch must retrieve its own photo among the photos of
 its (unseen) category; Acc@1 / Acc@5. "ours" adds patch shuffling and the
@@ -10,16 +10,14 @@ f-divergence term to the category-level method; both are ablated.
 
 import ml_collections
 
-from experiments import zs_sbir
-
-VARIANTS = zs_sbir.VARIANTS
+from experiments import blocks
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
-  c = zs_sbir.get_config(arg)
-  c.name = "fg_zs_sbir" + ("_small" if arg == "small" else "")
-  c.level = "instance"
-  c.pairing = "instance"
+  c = blocks.experiment("zs_sbir", "fg_zs_sbir", arg)
   c.methods = ("random", "frozen", "full-ft", "linear", "shallow-prompt", "deep-prompt", "ours", "ours-no-layernorm",
                "ours-no-cls", "ours-no-patch-shuffle", "ours-no-fdiv")
+  blocks.add_zs_sbir(c, arg)
+  c.level = "instance"
+  c.pairing = "instance"
   return c

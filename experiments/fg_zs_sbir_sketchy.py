@@ -8,28 +8,21 @@ was drawn from, negative = another photo of its class) and reports Acc@1 /
 Acc@5 on the unseen classes, each sketch ranked against the photos of its own
 class. At this level 'ours' is the fine-grained method (patch shuffling and
 the f-divergence term added; sgvu.tasks.zs_sbir.METHODS['instance']).
-See docs/real_data.md. `:tiny` is the test variant.
+See docs/real_data.md. `:small` is the smoke test.
 """
-
-import os
-import sys
 
 import ml_collections
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import zs_sbir_sketchy  # noqa: E402  (the shared seed-004 setting)
+from experiments import blocks
 
-del sys.path[0]
-
-VARIANTS = zs_sbir_sketchy.VARIANTS
 # Seed 004's FG rows: B-FG-FT, B-FG-Lin, B-FG-IP, B-FG-Deep, Ours; plus frozen CLIP and our ablations.
 METHODS = ("frozen", "full-ft", "linear", "shallow-prompt", "deep-prompt", "ours",
            "ours-no-patch-shuffle", "ours-no-fdiv")
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
-  c = zs_sbir_sketchy.paper_config("sketchy", "fg_zs_sbir_sketchy", arg, methods=METHODS,
-                                   grid_method="ours", num_steps=2000)
+  c = blocks.experiment("zs_sbir", "fg_zs_sbir_sketchy", arg)
+  blocks.add_zs_sbir_paper(c, "sketchy", arg, methods=METHODS, num_steps=2000)
   c.level = "instance"
   c.pairing = "instance"
   return c

@@ -8,10 +8,12 @@ Reads <root>/ChairV2/ChairV2_Coordinate and <root>/ChairV2/photo/ (docs/datasets
 
 import ml_collections
 
-from experiments import on_the_fly
-
-VARIANTS = on_the_fly.VARIANTS
+from experiments import blocks
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
-  return on_the_fly.qmul_config("chairv2", "on_the_fly_chairv2", arg, fg_steps=1500, rl_steps=1000)
+  c = blocks.experiment("on_the_fly", "on_the_fly_chairv2", arg)
+  c.methods = blocks.ON_THE_FLY_METHODS
+  blocks.add_fg_sbir(c, arg)
+  blocks.add_on_the_fly(c, arg)
+  return blocks.add_qmul(c, "chairv2", arg, fg_steps=1500, rl_steps=1000)

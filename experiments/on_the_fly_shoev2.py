@@ -8,10 +8,12 @@ Reads <root>/ShoeV2/ShoeV2_Coordinate and <root>/ShoeV2/photo/ (docs/datasets.md
 
 import ml_collections
 
-from experiments import on_the_fly
-
-VARIANTS = on_the_fly.VARIANTS
+from experiments import blocks
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
-  return on_the_fly.qmul_config("shoev2", "on_the_fly_shoev2", arg, fg_steps=3000, rl_steps=1000)
+  c = blocks.experiment("on_the_fly", "on_the_fly_shoev2", arg)
+  c.methods = blocks.ON_THE_FLY_METHODS
+  blocks.add_fg_sbir(c, arg)
+  blocks.add_on_the_fly(c, arg)
+  return blocks.add_qmul(c, "shoev2", arg, fg_steps=3000, rl_steps=1000)

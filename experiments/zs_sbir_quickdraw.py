@@ -5,23 +5,15 @@
 
 80 seen classes for training, Doodle2Search's 30 unseen for evaluation; the
 vector sketches are rendered at the CLIP's resolution. See docs/real_data.md.
-`:tiny` is the test variant.
+`:small` is the smoke test.
 """
-
-import os
-import sys
 
 import ml_collections
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import zs_sbir_sketchy  # noqa: E402  (the shared seed-004 setting)
-
-del sys.path[0]
-
-VARIANTS = zs_sbir_sketchy.VARIANTS
+from experiments import blocks
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
+  c = blocks.experiment("zs_sbir", "zs_sbir_quickdraw", arg)
   # The simplified ndjson files hold ~100k+ sketches a class: steps, not epochs, bound the run.
-  return zs_sbir_sketchy.paper_config("quickdraw", "zs_sbir_quickdraw", arg, methods=zs_sbir_sketchy.METHODS,
-                                      grid_method="ours", num_steps=3000)
+  return blocks.add_zs_sbir_paper(c, "quickdraw", arg, methods=blocks.ZS_PAPER_METHODS, num_steps=3000)

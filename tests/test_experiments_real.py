@@ -2,13 +2,13 @@
 QuickDraw in their original layouts, a tiny random transformers CLIP, 2 steps.
 
 Each run goes through `sgvu.main.run` exactly as `python -m sgvu.main
---config=experiments/<name>.py:tiny --config.model.clip_init=hf:DIR
+--config=experiments/<name>.py:small --config.model.clip_init=hf:DIR
 --config.data.root=ROOT` would.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import os
 
@@ -21,15 +21,11 @@ from sgvu import main
 from sgvu.data.images import class_key
 from sgvu.tasks import common, zs_sbir
 
-EXPERIMENTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments")
 WIDTH, LAYERS = 32, 1  # of the tiny CLIP's image tower
 
 
 def load_config(name: str, arg: str = ""):
-  spec = importlib.util.spec_from_file_location(f"test_config_{name}", os.path.join(EXPERIMENTS, name + ".py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
+  return importlib.import_module(f"experiments.{name}").get_config(arg)
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +53,8 @@ DATASETS = {
 }
 
 
-def tiny_config(name, clip_dir, root):
-  c = load_config(name, "tiny")
+def small_config(name, clip_dir, root):
+  c = load_config(name, "small")
   c.model.clip_init = "hf:" + clip_dir
   c.data.root = root
   return c
@@ -79,17 +75,19 @@ def test_paper_setting():
   fg = load_config("fg_zs_sbir_sketchy")
   assert (fg.level, fg.pairing, fg.data.dataset) == ("instance", "instance", "sketchy")
   assert {"ours-no-patch-shuffle", "ours-no-fdiv"} <= set(fg.methods)
-  with pytest.raises(ValueError, match="valid"):
-    load_config("zs_sbir_sketchy", "tiny-typo")
+  for bad in ("tiny", "small-typo"):
+    with pytest.raises(ValueError, match=f"unknown variant '{bad}'.*'small'"):
+      load_config("zs_sbir_sketchy", bad)
+  assert load_config("zs_sbir_sketchy", "small").smoke_test and not load_config("zs_sbir_sketchy").smoke_test
 
 
 def test_validate_names_the_missing_keys(clip_dir):
   for name in DATASETS:
-    c = load_config(name, "tiny")
+    c = load_config(name, "small")
     c.data.root = "/nowhere"
     with pytest.raises(ValueError, match="config.model.clip_init"):
       zs_sbir.validate(c)
-    c = load_config(name, "tiny")
+    c = load_config(name, "small")
     c.model.clip_init = "hf:" + clip_dir
     # Before any compute: in validate, not in run (which first loads the CLIP weights).
     with pytest.raises(ValueError, match="config.data.root"):
@@ -97,10 +95,10 @@ def test_validate_names_the_missing_keys(clip_dir):
 
 
 @pytest.mark.parametrize("name", sorted(DATASETS))
-def test_tiny_run(name, clip_dir, tmp_path):
+def test_small_run(name, clip_dir, tmp_path):
   write, unseen, seen = DATASETS[name]
   write(str(tmp_path / "data"))
-  config = tiny_config(name, clip_dir, str(tmp_path / "data"))
+  config = small_config(name, clip_dir, str(tmp_path / "data"))
   workdir = str(tmp_path / "run")
 
   # The evaluated split is the standard unseen one, its labels naming unseen classes.

@@ -1,0 +1,108 @@
+"""experiments/*.py: JAX-free at import, one import style, one variant name, one stage naming scheme."""
+
+from __future__ import annotations
+
+import glob
+import importlib
+import os
+import re
+import subprocess
+import sys
+
+import ml_collections
+import pytest
+
+from experiments import blocks
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIGS = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, "experiments", "*.py"))
+                 if os.path.basename(p) not in ("__init__.py", "blocks.py"))
+TABLES = {"zs_sbir", "fg_zs_sbir", "fg_sbir", "on_the_fly", "zs_sbir_sketchy", "zs_sbir_tuberlin",
+          "zs_sbir_quickdraw", "fg_zs_sbir_sketchy", "on_the_fly_shoev2", "on_the_fly_chairv2"}
+
+
+def _config(name: str, arg: str = "") -> ml_collections.ConfigDict:
+  return importlib.import_module(f"experiments.{name}").get_config(arg)
+
+
+def test_every_config_is_known():
+  assert TABLES | {"clip_pretrain"} == set(CONFIGS)
+
+
+@pytest.mark.parametrize("module", ["experiments.blocks", "sgvu.configs"] + [f"experiments.{n}" for n in CONFIGS])
+def test_import_does_not_import_jax(module):
+  code = (f"import sys, {module} as m; getattr(m, 'get_config', lambda arg: None)('small'); "
+          "assert 'jax' not in sys.modules, sorted(k for k in sys.modules if k.startswith(('jax', 'sgvu')))")
+  r = subprocess.run([sys.executable, "-c", code], cwd="/", capture_output=True, text=True, timeout=60)
+  assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_variants(name):
+  full, small = _config(name), _config(name, "small")
+  assert full.name == name and not full.smoke_test
+  assert small.name == name + "_small" and small.smoke_test
+  for bad in ("tiny", "smal", "Small"):
+    with pytest.raises(ValueError) as e:
+      _config(name, bad)
+    assert f"experiments/{name}.py: unknown variant {bad!r}" in str(e.value) and "'small'" in str(e.value)
+
+
+def _train_blocks(c, path=""):
+  """(dotted key, block) of every training-stage block (a train_config) in c."""
+  for key, value in c.items():
+    if isinstance(value, ml_collections.ConfigDict):
+      if {"num_steps", "batch_size", "optim"} <= set(value.keys()):
+        yield path + key, value
+      else:
+        yield from _train_blocks(value, path + key + ".")
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_stage_configs_are_named_stage_train(name):
+  for arg in blocks.VARIANTS:
+    c = _config(name, arg)
+    stages = dict(_train_blocks(c))
+    assert stages, name
+    for key in stages:
+      assert re.fullmatch(r"[a-z]+_train", key), f"{name}: training stage config.{key} is not <stage>_train"
+    assert "train" not in c and "pretrain" not in c
+    if name in TABLES:
+      assert c.seeds == 1
+    else:
+      assert "seeds" not in c
+
+
+def test_one_import_style():
+  for path in glob.glob(os.path.join(ROOT, "experiments", "*.py")):
+    text = open(path).read()
+    assert "sys.path" not in text and "importlib" not in text, path
+    imports = re.findall(r"^(?:from \S+ )?import .*$", text, re.M)
+    ours = [l for l in imports if "experiments" in l or "sgvu" in l]
+    expected = [] if path.endswith(("blocks.py", "__init__.py")) else ["from experiments import blocks"]
+    assert ours == expected, (path, ours)
+
+
+def test_sgvu_does_not_import_experiments():
+  for path in glob.glob(os.path.join(ROOT, "sgvu", "**", "*.py"), recursive=True):
+    text = open(path).read()
+    assert not re.search(r"^\s*(from|import) experiments\b", text, re.M), path
+
+
+def test_blocks_match_what_sgvu_still_builds():
+  """sgvu.tasks cannot import experiments/: its remaining copies of the blocks must not drift (cache hashes)."""
+  from sgvu import configs
+  from sgvu.tasks import clip_pretrain, common
+  pairs = [(getattr(configs, "train_config", None), blocks.train_config),
+           (getattr(configs, "optim_config", None), blocks.optim_config),
+           (getattr(common, "data_config", None), blocks.data_config)]
+  pretrain = getattr(clip_pretrain, "pretrain_config", None)
+  if pretrain is not None:
+    pairs += [(lambda: pretrain(small=True), lambda: blocks.clip_train_config(small=True)),
+              (pretrain, blocks.clip_train_config)]
+  for old, new in pairs:
+    if old is not None:
+      assert old().to_dict() == new().to_dict()
+  # The cache of the SynthSketch CLIP is found by a hash of clip_train: the same for every experiment.
+  dirs = {clip_pretrain.cache_directory(_config(n, "small").clip_train) for n in ("zs_sbir", "fg_sbir", "clip_pretrain")}
+  assert len(dirs) == 1
