@@ -143,6 +143,19 @@ def add_clip(c: ml_collections.ConfigDict, arg: str) -> ml_collections.ConfigDic
 # ---------------------------------------------------------------------------- zero-shot SBIR (seed 004)
 
 
+def evals_config(**evaluators: dict) -> ml_collections.ConfigDict:
+  """config.evals: {name: {"type": a sgvu.evaluators name, **its options}}."""
+  return ml_collections.ConfigDict({name: dict(spec) for name, spec in evaluators.items()})
+
+
+def zs_evals(level: str) -> ml_collections.ConfigDict:
+  """ZS-SBIR's table metrics: category level (mAP@all, mAP@200, P@100, P@200) or fine-grained
+  (Acc@K of a sketch's own photo among the photos of its category)."""
+  if level == "instance":
+    return evals_config(retrieval={"type": "instance_retrieval", "gallery": "category", "ks": (1, 5)})
+  return evals_config(retrieval={"type": "category_retrieval", "ks": (100, 200)})
+
+
 def add_zs_sbir(c: ml_collections.ConfigDict, arg: str) -> ml_collections.ConfigDict:
   """Category-level ZS-SBIR with CLIP prompts on SynthSketch (fg_zs_sbir changes level and pairing)."""
   c.level = "category"  # 'instance' = fine-grained (experiments/fg_zs_sbir.py)
@@ -150,6 +163,7 @@ def add_zs_sbir(c: ml_collections.ConfigDict, arg: str) -> ml_collections.Config
   c.grid_method = "ours"
   c.grid_queries = 8
   c.eval_batch_size = 128
+  c.evals = zs_evals(c.level)
   add_clip(c, arg)
   c.data = data_config()
 
@@ -234,6 +248,8 @@ def add_zs_sbir_paper(c: ml_collections.ConfigDict, dataset: str, arg: str, *, m
 def add_fg_sbir(c: ml_collections.ConfigDict, arg: str) -> ml_collections.ConfigDict:
   """Data, CLIP and FG-SBIR training keys (fg_sbir and the on-the-fly experiments)."""
   c.eval_batch_size = 128
+  # Acc@K of each test sketch's own photo among all test photos.
+  c.evals = evals_config(retrieval={"type": "instance_retrieval", "gallery": "all", "ks": (1, 5, 10)})
   add_clip(c, arg)
 
   # SynthSketch 'instance' protocol: every category in both splits, disjoint photo instances.
@@ -282,6 +298,8 @@ def add_fg_sbir(c: ml_collections.ConfigDict, arg: str) -> ml_collections.Config
 
 def add_on_the_fly(c: ml_collections.ConfigDict, arg: str) -> ml_collections.ConfigDict:
   """The on-the-fly stages on top of add_fg_sbir: completion levels, heads (B3/B4), policies."""
+  c.fg_evals = c.evals  # stage 1 (B1, B2) is evaluated as an FG-SBIR model while it trains
+  c.evals = evals_config(on_the_fly={"type": "on_the_fly", "ks": (1, 5, 10)})  # m@A, m@B, A@K, curves
   c.levels = 20  # completion levels 5%, 10%, ..., 100% of the points, in drawing order
   # Heads and policies train on a random subset of the training photos and their sketches: their
   # gallery (and the cost of rendering 20 levels) stays near the test gallery's size. 0 = all.

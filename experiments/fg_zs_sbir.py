@@ -19,5 +19,6 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
                "ours-no-cls", "ours-no-patch-shuffle", "ours-no-fdiv")
   blocks.add_zs_sbir(c, arg)
   c.level = "instance"
+  c.evals = blocks.zs_evals(c.level)
   c.pairing = "instance"
   return c

@@ -24,5 +24,6 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c = blocks.experiment("zs_sbir", "fg_zs_sbir_sketchy", arg)
   blocks.add_zs_sbir_paper(c, "sketchy", arg, methods=METHODS, num_steps=2000)
   c.level = "instance"
+  c.evals = blocks.zs_evals(c.level)
   c.pairing = "instance"
   return c

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -75,3 +75,68 @@ def progressive_queries(strokes: Sequence[np.ndarray], image_size: int, rows: in
   total = strokes_lib.num_points(strokes)
   fractions = np.asarray([strokes_lib.num_points(strokes[:c]) / total for c in counts], np.float32)
   return counts, partial, fractions
+
+_PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
+            (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207), (0, 0, 0), (120, 200, 120),
+            (200, 120, 200), (90, 90, 200)]
+
+
+def plot_curves(curves: dict[str, dict[str, Sequence[float]]], fractions: Sequence[float], path: str, *,
+                title: str = "") -> None:
+  """PNG: ranking percentile and 1/rank against sketch completion, one line per method."""
+  panels = [("percentile", "ranking percentile"), ("reciprocal_rank", "1 / rank")]
+  w, h, left, bottom, top = 460, 330, 48, 36, 40
+  legend_rows = (len(curves) + 2) // 3
+  canvas = Image.new("RGB", (2 * w, h + 20 + 16 * legend_rows), "white")
+  draw = ImageDraw.Draw(canvas)
+  draw.text((8, 4), title, fill=(0, 0, 0))
+  xs = [100.0 * f for f in fractions]
+  for p, (key, label) in enumerate(panels):
+    x0, y0, x1, y1 = p * w + left, top, p * w + w - 12, h - bottom
+    values = [v for c in curves.values() for v in c[key]]
+    lo = 0.0 if key == "reciprocal_rank" else min(values, default=0.0)
+    hi = max(values, default=1.0)
+    lo, hi = (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
+    sx = lambda x: x0 + (x - 0.0) / 100.0 * (x1 - x0)
+    sy = lambda y: y1 - (y - lo) / (hi - lo) * (y1 - y0)
+    draw.rectangle([x0, y0, x1, y1], outline=(0, 0, 0))
+    for tick in (0, 25, 50, 75, 100):
+      draw.line([sx(tick), y1, sx(tick), y1 + 4], fill=(0, 0, 0))
+      draw.text((sx(tick) - 10, y1 + 6), f"{tick}%", fill=(0, 0, 0))
+    for i in range(5):
+      y = lo + i * (hi - lo) / 4
+      draw.line([x0 - 4, sy(y), x0, sy(y)], fill=(0, 0, 0))
+      draw.text((p * w + 4, sy(y) - 6), f"{y:.2f}", fill=(0, 0, 0))
+    draw.text((x0 + 4, y0 - 14), f"{label} vs sketch completion", fill=(0, 0, 0))
+    for n, c in enumerate(curves.values()):
+      pts = [(sx(x), sy(y)) for x, y in zip(xs, c[key])]
+      draw.line(pts, fill=_PALETTE[n % len(_PALETTE)], width=2)
+  for n, name in enumerate(curves):
+    x, y = 12 + (n % 3) * (2 * w // 3), h + 12 + 16 * (n // 3)
+    draw.rectangle([x, y + 3, x + 18, y + 7], fill=_PALETTE[n % len(_PALETTE)])
+    draw.text((x + 24, y), name, fill=(0, 0, 0))
+  canvas.save(path)
+
+
+def progressive_figure(strokes: Sequence[np.ndarray], embed_sketches: Callable[[np.ndarray], np.ndarray],
+                       gallery_embeds: np.ndarray, gallery_images: Callable[[int], np.ndarray], path: str, *,
+                       image_size: int, target: int | None = None, rows: int = 6, k: int = 5,
+                       title: str = "") -> list[list[int]]:
+  """Draws how the top-k changes as the sketch's strokes arrive: one row per stroke count.
+
+  strokes: the sketch (float [n_i, 2] arrays on the 256 canvas, drawing order);
+  embed_sketches: uint8 [R, S, S, 3] -> [R, D]; gallery_images(j): uint8 photo j
+  (only the shown ones are loaded); target: gallery row of the true photo
+  (framed green, the others red; without it every hit is framed grey).
+  Returns each row's top-k gallery rows. `python -m sgvu.tools.search
+  --progressive` draws the same figure from an exported model.
+  """
+  from sgvu import metrics  # local: drawing without JAX start-up elsewhere
+  counts, partial, _ = progressive_queries(strokes, image_size, rows)
+  top, _ = metrics.topk(np.asarray(embed_sketches(partial)), gallery_embeds, k)
+  hits = [[gallery_images(int(j)) for j in row] for row in top]
+  correct = [[None if target is None else int(j) == target for j in row] for row in top]
+  n = counts[-1]
+  retrieval_grid(list(partial), hits, correct, path, labels=[f"{c}/{n}" for c in counts],
+                     title=title or f"top-{k} after {', '.join(map(str, counts))} of {n} strokes")
+  return [[int(j) for j in row] for row in top]

@@ -106,3 +106,21 @@ class Source(abc.ABC):
   def skipped(self) -> Sequence[tuple[str, str]]:
     """(key, reason) of everything dropped while building the index."""
     return ()
+
+
+def gallery_targets(split: Split, sketch_index: np.ndarray, photo_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """(rows of the sketches whose photo is in the gallery, that photo's row in the gallery).
+
+  sketch_index / photo_index: item indices into the split of the embedded
+  sketches and of the gallery's photos (what `batching.embed_split` returns).
+  """
+  row_of_photo = {int(i): n for n, i in enumerate(photo_index)}
+  keep, targets = [], []
+  for n, i in enumerate(sketch_index):
+    photo = split.sketches[int(i)].photo
+    if photo is not None and int(photo) in row_of_photo:
+      keep.append(n)
+      targets.append(row_of_photo[int(photo)])
+  if not keep:
+    raise ValueError(f"split {split.name!r}: no sketch has its photo in the gallery")
+  return np.asarray(keep, np.int64), np.asarray(targets, np.int32)

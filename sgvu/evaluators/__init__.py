@@ -48,14 +48,15 @@ def validate(evals: Mapping[str, Any], where: str = "config.evals") -> None:
 
 
 def build(evals: Mapping[str, Any], predict_fns: Mapping[str, Callable], **data) -> dict[str, Any]:
-  """{name: evaluator} from config.evals; `data` holds what evaluators score on (source, image_size, ...)."""
+  """{name: evaluator} from config.evals; `data` holds what evaluators score on (source, image_size, levels)
+  and defaults (batch_size, strict) that an evaluator's own options override."""
   validate(evals)
   out = {}
   for name, spec in evals.items():
     cls = EVALUATORS[spec["type"]]
     wanted = inspect.signature(cls.__init__).parameters
     given = {k: v for k, v in data.items() if k in wanted}
-    out[name] = cls(predict_fns, **given, **_options(spec))
+    out[name] = cls(predict_fns, **{**given, **_options(spec)})  # the config's options win
   return out
 
 

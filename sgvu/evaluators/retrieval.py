@@ -7,7 +7,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from sgvu import batching, metrics
-from sgvu.data.base import Source
+from sgvu.data.base import Source, gallery_targets
 
 
 def _need(predict_fns: Mapping[str, Callable], *names: str) -> list[Callable]:
@@ -101,17 +101,3 @@ class InstanceRetrieval(_SplitEmbedder):
 
   def run(self, params):
     return self.score(*self.embed(params))
-
-
-def gallery_targets(split, sketch_index: np.ndarray, photo_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-  """(rows of the sketches whose photo is in the gallery, that photo's row in the gallery)."""
-  row_of_photo = {int(i): n for n, i in enumerate(photo_index)}
-  keep, targets = [], []
-  for n, i in enumerate(sketch_index):
-    photo = split.sketches[int(i)].photo
-    if photo is not None and int(photo) in row_of_photo:
-      keep.append(n)
-      targets.append(row_of_photo[int(photo)])
-  if not keep:
-    raise ValueError(f"split {split.name!r}: no sketch has its photo in the gallery")
-  return np.asarray(keep, np.int64), np.asarray(targets, np.int32)

@@ -23,25 +23,21 @@ Rows: `frozen` (CLIP as is), `B1`, `B2` (B1 + DSSA-style spatial attention).
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import time
 from typing import Callable
 
 from absl import logging
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
 
-from sgvu import clip_io, configs, losses, train
-from sgvu.data import pipeline
+from sgvu import batching, clip_io, configs, evaluators, experiment, export, losses, preprocess, train
+from sgvu.data import configured, pipeline
 from sgvu.models.clip import CLIPConfig
-from sgvu.models.heads import EmbeddingHead, SmallCNN, SpatialAttentionPool
-from sgvu.models.vit import VisionTransformer
-from sgvu.tasks import clip_pretrain, common
+from sgvu.models.fg_sbir import FGSBIRModel
+from sgvu.tasks import clip_pretrain
 from sgvu.tasks.base import Task
 
 MODALITIES = ("sketch", "photo")
@@ -84,71 +80,11 @@ def infonce_loss(sk, ph, ng, labels, margin, scale):
 LOSSES: dict[str, Callable] = {"triplet": triplet_loss, "infonce": infonce_loss}
 
 
-class FGSBIRModel(nn.Module):
-  """Encoder shared by both modalities (`cnn`, or CLIP `img` with per-modality prompts), head, attention."""
-  encoder: str = "cnn"
-  clip: CLIPConfig | None = None
-  cnn_widths: tuple[int, ...] = (32, 64, 128, 128)
-  feature_dim: int = 128  # cnn output
-  shared: bool = True  # cnn: one network for both modalities (Siamese) or one each
-  num_prompts: int = 3
-  embed_dim: int = 64
-  head_hidden: int = 0
-  attention: bool = False
-  attention_hidden: int = 64
-  use_head: bool = True
-
-  def setup(self):
-    if self.encoder not in ENCODERS:
-      raise ValueError(f"encoder={self.encoder!r}; valid: {ENCODERS}")
-    if self.encoder == "clip":
-      self.img = VisionTransformer(self.clip, name="img")
-      if self.num_prompts:
-        shape = (self.num_prompts, self.clip.vision.width)
-        self.sketch_prompts = self.param("sketch_prompts", nn.initializers.normal(1.0), shape)
-        self.photo_prompts = self.param("photo_prompts", nn.initializers.normal(1.0), shape)
-    else:
-      self.cnn = SmallCNN(tuple(self.cnn_widths), self.feature_dim, name="cnn")
-      if not self.shared:
-        self.photo_cnn = SmallCNN(tuple(self.cnn_widths), self.feature_dim, name="photo_cnn")
-    if self.attention:
-      self.attn = SpatialAttentionPool(self.attention_hidden, name="attn")
-    if self.use_head:
-      self.head = EmbeddingHead(self.embed_dim, self.head_hidden, name="head")
-
-  def features(self, images: jax.Array, modality: str) -> jax.Array:
-    """Normalised images [B, H, W, 3] -> backbone feature [B, F] (the policy's input in seed 001)."""
-    if modality not in MODALITIES:
-      raise ValueError(f"modality={modality!r}; valid: {MODALITIES}")
-    if self.encoder == "cnn":
-      cnn = self.cnn if self.shared or modality == "sketch" else self.photo_cnn
-      if not self.attention:
-        return cnn(images)
-      pooled, tokens = cnn(images, return_tokens=True)
-      return self.attn(pooled, tokens)[0]
-    kwargs = {}
-    if self.num_prompts:
-      kwargs["prompts"] = self.sketch_prompts if modality == "sketch" else self.photo_prompts
-    if not self.attention:
-      return self.img(images, **kwargs)
-    pooled, tokens = self.img(images, return_tokens=True, **kwargs)
-    patches = tokens[:, 1:1 + self.clip.vision.num_patches]  # neither CLS nor prompts
-    return self.attn(pooled, patches)[0]
-
-  def __call__(self, images: jax.Array, modality: str) -> jax.Array:
-    """[B, H, W, 3] -> unit-norm embedding [B, D]."""
-    f = self.features(images, modality)
-    return self.head(f) if self.use_head else losses.l2_normalize(f)
-
-  def embed_both(self, sketches: jax.Array, photos: jax.Array):
-    return self(sketches, "sketch"), self(photos, "photo")
-
-
 def build_model(config: ml_collections.ConfigDict, method: FGMethod, clip_cfg: CLIPConfig | None) -> FGSBIRModel:
   c = config.fg
   if not method.trains:
-    return FGSBIRModel("clip", clip_cfg, num_prompts=0, use_head=False)
-  return FGSBIRModel(c.encoder, clip_cfg, cnn_widths=tuple(c.cnn_widths), feature_dim=c.feature_dim,
+    return FGSBIRModel("clip", clip_cfg.vision, num_prompts=0, use_head=False)
+  return FGSBIRModel(c.encoder, clip_cfg and clip_cfg.vision, cnn_widths=tuple(c.cnn_widths), feature_dim=c.feature_dim,
                      shared=c.shared,
                      num_prompts=c.num_prompts, embed_dim=c.embed_dim, head_hidden=c.head_hidden,
                      attention=method.attention, attention_hidden=c.attention_hidden)
@@ -173,10 +109,10 @@ class FGSBIRTask(Task):
     return self.img_params
 
   def encode(self, params, images, modality):
-    return self.model.apply({"params": params}, common.normalize_images(images), modality)
+    return self.model.apply({"params": params}, preprocess.normalize_images(images), modality)
 
   def encode_features(self, params, images, modality):
-    return self.model.apply({"params": params}, common.normalize_images(images), modality,
+    return self.model.apply({"params": params}, preprocess.normalize_images(images), modality,
                             method=FGSBIRModel.features)
 
   def loss_fn(self, params, batch, rng):
@@ -199,69 +135,24 @@ class FGSBIRTask(Task):
       self._encoders[kind, features] = jax.jit(lambda p, im: fn(p, im, kind))
     return self._encoders[kind, features]
 
-  def embed(self, params, split: str, kind: str, *, fraction: float = 1.0, features: bool = False):
-    """(embeddings or features [N, *], item index [N]) of a split's sketches or photos."""
-    jitted = self.jitted_encoder(kind, features)
-    out, _, index = common.embed_split(lambda im: jitted(params, im), self.source, split, kind,
-                                       image_size=self.image_size, batch_size=self.config.eval_batch_size,
-                                       fraction=fraction, strict=self.config.data.strict)
-    return out, index
-
-  def evaluate(self, params):
-    sketches, sketch_index = self.embed(params, "test", "sketch")
-    photos, photo_index = self.embed(params, "test", "photo")
-    keep, targets = gallery_targets(self.source.split("test"), sketch_index, photo_index)
-    return instance_accuracy(sketches[keep], targets, photos)
-
-
-def gallery_targets(split, sketch_index: np.ndarray, photo_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-  """(rows of the sketches whose photo is in the gallery, that photo's row in the gallery)."""
-  row_of_photo = {int(i): n for n, i in enumerate(photo_index)}
-  keep, targets = [], []
-  for n, i in enumerate(sketch_index):
-    photo = split.sketches[int(i)].photo
-    if photo is not None and int(photo) in row_of_photo:
-      keep.append(n)
-      targets.append(row_of_photo[int(photo)])
-  if not keep:
-    raise ValueError(f"split {split.name!r}: no sketch has its photo in the gallery")
-  return np.asarray(keep, np.int64), np.asarray(targets, np.int32)
-
-
-def ranks(queries: np.ndarray, targets: np.ndarray, gallery: np.ndarray, block: int = 4096) -> np.ndarray:
-  """1-indexed rank of each query's target photo by cosine similarity; ties: lower gallery index first.
-
-  `sgvu.metrics.ranks`' convention, in NumPy: `evaluate` runs inside the training
-  loop's mesh, which may hold fewer devices than the metrics' own device mesh.
-  """
-  q = queries / np.maximum(np.linalg.norm(queries, axis=-1, keepdims=True), 1e-12)
-  g = gallery / np.maximum(np.linalg.norm(gallery, axis=-1, keepdims=True), 1e-12)
-  out = np.empty(len(q), np.int64)
-  index = np.arange(len(g))
-  for start in range(0, len(q), block):
-    sims = q[start:start + block] @ g.T
-    t = targets[start:start + block]
-    target_sim = sims[np.arange(len(t)), t][:, None]
-    ahead = (sims > target_sim) | ((sims == target_sim) & (index[None] < t[:, None]))
-    out[start:start + block] = 1 + ahead.sum(axis=1)
-  return out
-
-
-def instance_accuracy(queries: np.ndarray, targets: np.ndarray, gallery: np.ndarray) -> dict[str, float]:
-  r = ranks(queries, targets, gallery)
-  return {f"Acc@{k}": float(np.mean(r <= k)) for k in ACC_KS}
+  def predict_fns(self):
+    """What evaluators and bundles embed with: (params, uint8 images) -> embeddings."""
+    return {"embed_sketch": self.jitted_encoder("sketch"), "embed_photo": self.jitted_encoder("photo")}
 
 
 # ----------------------------------------------------------------------------
 # Experiment plumbing shared with sgvu.tasks.on_the_fly.
 
 
-def make_source(config: ml_collections.ConfigDict, image_size: int):
+def source_options(config: ml_collections.ConfigDict) -> dict:
   d = config.data
-  kwargs = {}
   if d.dataset == "synth":
-    kwargs = {"protocol": "instance", "categories": tuple(d.categories), "test_fraction": d.test_fraction}
-  return common.make_source(d, image_size=image_size, **kwargs)
+    return {"protocol": "instance", "categories": tuple(d.categories), "test_fraction": d.test_fraction}
+  return {}
+
+
+def make_source(config: ml_collections.ConfigDict, image_size: int):
+  return configured.source_from_config(config.data, image_size=image_size, **source_options(config))
 
 
 @dataclasses.dataclass
@@ -284,25 +175,55 @@ def load_backbone(config: ml_collections.ConfigDict, methods) -> Backbone:
   return Backbone(clip_cfg.vision.image_size, clip_cfg, train.flatten({"img": params["img"]}))
 
 
-def method_train_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+def method_train_config(config: ml_collections.ConfigDict, seed: int = 0) -> ml_collections.ConfigDict:
+  """config.fg_train for training seed `seed` (the CLIP tower at its own learning rate)."""
   c = ml_collections.ConfigDict(config.fg_train.to_dict())
+  c.seed = config.fg_train.seed + seed
   if config.fg.encoder == "clip":
     c.optim.param_lrs = (("img/.*", config.fg.backbone_lr),)
   return c
 
 
-def train_method(config, name: str, workdir: str, source, backbone: Backbone):
-  """Trains (or restores) FG-SBIR method `name` in `workdir`: (task, params, evaluation)."""
+def train_method(config, name: str, workdir: str, source, backbone: Backbone, seed: int = 0, *, evals_config=None):
+  """Trains (or restores) FG-SBIR method `name` in `workdir`: (task, host params, evaluation + trainable count).
+
+  Evaluated by `evals_config` (default config.evals: fg_sbir's table; on_the_fly's stage 1 passes fg_evals)."""
   method = METHODS[name]
   task = FGSBIRTask(config, method, backbone, source)
+  evals = evaluators.build(config.evals if evals_config is None else evals_config, task.predict_fns(),
+                           source=source, image_size=task.image_size, batch_size=config.eval_batch_size,
+                           strict=config.data.strict)
   if not method.trains:
     params = train.unflatten(backbone.img_params)
-    return task, params, dict(task.evaluate(params))
-  tc = method_train_config(config)
+    return task, params, {**evaluators.run_all(evals, params), "trainable_params": 0, "step": 0}
+  tc = method_train_config(config, seed)
   setup = train.build(task, tc)
   logging.info("fg_sbir %s: %s trainable parameters", name, f"{setup.num_trainable:,}")
-  params, evals = train.fit(task, tc, workdir, setup=setup)
-  return task, jax.device_get(params), {**evals[-1], "trainable_params": setup.num_trainable}
+  params, records = train.fit(task, tc, workdir, setup=setup, evaluate=lambda p: evaluators.run_all(evals, p))
+  return task, jax.device_get(params), {**records[-1], "trainable_params": setup.num_trainable}
+
+
+def export_bundle(config, task: FGSBIRTask, params, method: str, seed: int, step: int, directory: str, *,
+                  model=None, query=None, levels: int = 0) -> None:
+  """An FG-SBIR model's inference bundle: sketch -> embedding, the test photos as the gallery.
+
+  on_the_fly passes its own `model` (stage 1 + a row's head) and `query`; the
+  gallery is always the stage-1 model's photo branch."""
+  embed_photo = task.jitted_encoder("photo")
+  embeds, labels, index = batching.embed_split(lambda im: embed_photo(params if model is None else params["backbone"],
+                                                                      im), task.source, "test", "photo",
+                                               image_size=task.image_size, batch_size=config.eval_batch_size,
+                                               strict=config.data.strict)
+  split = task.source.split("test")
+  meta = {"experiment": config.name, "task": config.task, "method": method, "seed": seed, "step": step,
+          "level": "instance", "image_size": task.image_size,
+          "query": query or {"method": "__call__", "kwargs": {"modality": "sketch"}, "levels": 0},
+          "gallery": ({"method": "__call__", "kwargs": {"modality": "photo"}} if model is None else
+                      {"method": "embed_photos", "kwargs": {}}),
+          "data": {**config.data.to_dict(), "source_options": source_options(config)}, "split": "test",
+          "categories": list(task.source.categories)}
+  export.save(directory, model=model or task.model, params=params, meta=meta,
+              gallery=export.Gallery(embeds, labels, index, np.asarray([split.photos[int(i)].key for i in index])))
 
 
 def validate_base(config: ml_collections.ConfigDict, methods=()) -> None:
@@ -336,45 +257,28 @@ def validate(config: ml_collections.ConfigDict) -> None:
   unknown = [m for m in config.methods if m not in METHODS]
   if unknown or not config.methods:
     raise ValueError(f"config.methods has unknown {unknown or '(empty)'}; valid: {sorted(METHODS)}")
+  evaluators.validate(config.evals)
   validate_base(config, config.methods)
 
 
-def reuse_row(workdir: str):
-  path = os.path.join(workdir, "row.json")
-  if os.path.exists(path):
-    with open(path) as f:
-      return json.load(f)
-  return None
+def table(config: ml_collections.ConfigDict, workdir: str) -> experiment.Table:
+  """`python -m sgvu.main --config=experiments/fg_sbir.py`: the FG-SBIR table (Acc@1/5/10)."""
+  backbone = load_backbone(config, config.methods)
+  source = make_source(config, backbone.image_size)
 
+  def run_row(name: str, seed: int, directory: str) -> dict:
+    task, params, result = train_method(config, name, directory, source, backbone, seed)
+    export_bundle(config, task, params, name, seed, int(result.get("step", 0)),
+                  os.path.join(directory, export.BUNDLE_DIR))
+    return {k: v for k, v in result.items() if k != "step"}
 
-def save_row(workdir: str, row: dict) -> None:
-  if jax.process_index() == 0:
-    os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, "row.json"), "w") as f:
-      json.dump(row, f)
+  return experiment.Table(
+      name=config.name, split="test", metrics=METRICS, methods=tuple(config.methods), run_row=run_row,
+      settings=lambda name: {"config": config, "method": name}, trains=lambda name: METHODS[name].trains,
+      seeds=config.seeds, gallery_size=len(source.split("test").photos),
+      description=f"{config.data.dataset}, instance-level, gallery = all test photos",
+      smoke_test=config.get("smoke_test", False))
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """`python -m sgvu.main --config=experiments/fg_sbir.py`: the FG-SBIR table (Acc@1/5/10)."""
-  t0 = time.perf_counter()
-  backbone = load_backbone(config, config.methods)
-  source = make_source(config, backbone.image_size)
-  rows = []
-  for name in config.methods:
-    method_dir = os.path.join(workdir, name)
-    row = reuse_row(method_dir)
-    if row is not None:
-      logging.info("%s: reusing %s/row.json", name, method_dir)
-    else:
-      t = time.perf_counter()
-      _, _, result = train_method(config, name, method_dir, source, backbone)
-      row = {"method": name, "split": "test", **{k: float(result[k]) for k in METRICS},
-             "trainable_params": int(result.get("trainable_params", 0)), "seconds": round(time.perf_counter() - t, 1)}
-      save_row(method_dir, row)
-    rows.append(row)
-    common.write_results(workdir, config.name, rows)
-  wall = time.perf_counter() - t0
-  common.write_results(workdir, config.name, rows, wall_seconds=round(wall, 1))
-  print(f"\n{config.name}: {config.data.dataset}, instance-level, gallery = all test photos "
-        f"({wall / 60:.1f} min)\n{common.format_table(rows, METRICS)}\n")
-  return {"rows": rows}
+  return experiment.run(table(config, workdir), workdir)

@@ -23,25 +23,21 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
-import time
-from typing import Callable, Sequence
+from typing import Any
 
 from absl import logging
-import grain
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from sgvu import configs, metrics, optim, rl, train
-from sgvu.data import pipeline
-from sgvu.data.base import BadSample, DataError
-from sgvu.metrics import on_the_fly as otf_metrics
+from sgvu import configs, evaluators, experiment, export, interrupt, optim, rl, train, viz
 from sgvu.models.heads import EmbeddingHead, LevelHeads
+from sgvu.models.level_query import LevelQuery
 from sgvu.models.policy import GaussianPolicy, action_embedding, sample_actions
-from sgvu.tasks import common, fg_sbir
+from sgvu.tasks import fg_sbir
 from sgvu.tasks.base import Task
+from sgvu.tasks.on_the_fly_data import LevelData, episode_iterator, level_data, level_fractions
 
 METRICS = ["m@A", "m@B", "A@5", "A@10"]
 KINDS = ("base", "head", "policy")
@@ -83,136 +79,12 @@ METHODS: dict[str, Method] = {
 }
 
 
-def slug(name: str) -> str:
-  """A method name as a directory name: 'reward-1/sqrt(rank)' -> 'reward-1_sqrt_rank'."""
-  name = name.replace("<=", "_le").replace("/", "_")
-  return re.sub(r"[^A-Za-z0-9_.+-]+", "_", name).strip("_")
-
-
-def level_fractions(levels: int) -> tuple[float, ...]:
-  return tuple(round(k / levels, 6) for k in range(1, levels + 1))
-
-
-# ----------------------------------------------------------------------------
-# Frozen features of every completion level.
-
-
-@dataclasses.dataclass
-class LevelData:
-  """One split through the frozen stage-1 model."""
-  features: np.ndarray  # [N, T, F] sketch backbone features per level
-  targets: np.ndarray  # [N] row of each sketch's photo in `photos`
-  photos: np.ndarray  # [P, D] photo gallery embeddings (unit norm)
-  photo_labels: np.ndarray  # [P] category of each photo (negatives come from the same one)
-
-  def arrays(self, prefix: str) -> dict[str, np.ndarray]:
-    return {f"{prefix}/{k}": v for k, v in dataclasses.asdict(self).items()}
-
-  @classmethod
-  def load(cls, arrays, prefix: str) -> "LevelData":
-    return cls(**{f.name: np.asarray(arrays[f"{prefix}/{f.name}"]) for f in dataclasses.fields(cls)})
-
-
-def encode_images(task: fg_sbir.FGSBIRTask, params, images: np.ndarray, kind: str, *,
-                  features: bool = False) -> np.ndarray:
-  """uint8 [n, S, S, 3] -> [n, *] with one compiled batch shape (the last batch is padded)."""
-  jitted = task.jitted_encoder(kind, features)
-  bs, out = task.config.eval_batch_size, []
-  for start in range(0, len(images), bs):
-    chunk = images[start:start + bs]
-    out.append(np.asarray(jitted(params, common.pad_rows(chunk, bs)))[:len(chunk)])
-  return np.concatenate(out)
-
-
-def sketch_levels(task: fg_sbir.FGSBIRTask, params, split: str, items: Sequence[int], fractions: Sequence[float],
-                  *, features: bool) -> tuple[np.ndarray, np.ndarray]:
-  """[N, T, *] features (or embeddings) of sketches `items` at every level, and their item index [N]."""
-  sp, size, chunk = task.source.split(split), task.image_size, max(1, 1024 // len(fractions))
-  out, index = [], []
-  for start in range(0, len(items), chunk):
-    rendered = []
-    for i in items[start:start + chunk]:
-      try:
-        rendered.append([pipeline.render_sketch(task.source, sp.sketches[i], size, f) for f in fractions])
-        index.append(i)
-      except BadSample as e:
-        logging.warning("%s: skipping %s: %s", task.source.name, e.key, e.reason)
-    if rendered:
-      images = np.asarray(rendered).reshape((-1, size, size, 3))
-      x = encode_images(task, params, images, "sketch", features=features)
-      out.append(x.reshape((len(rendered), len(fractions)) + x.shape[1:]))
-  if not out:
-    raise DataError(f"{task.source.name}/{split}: no sketch could be rendered")
-  return np.concatenate(out), np.asarray(index, np.int64)
-
-
-def level_data(task: fg_sbir.FGSBIRTask, params, split: str, fractions: Sequence[float], *,
-               max_photos: int = 0, seed: int = 0) -> LevelData:
-  """A split through the frozen model; with max_photos, a random subset of its photos and their sketches."""
-  t = time.perf_counter()
-  sp = task.source.split(split)
-  photo_items = np.arange(len(sp.photos))
-  if max_photos and len(photo_items) > max_photos:
-    photo_items = np.sort(np.random.default_rng(seed).permutation(len(photo_items))[:max_photos])
-  photos, photo_index = [], []
-  for i in photo_items:
-    try:
-      photos.append(pipeline.load_photo(task.source, sp.photos[i], task.image_size))
-      photo_index.append(i)
-    except BadSample as e:
-      logging.warning("%s: skipping %s: %s", task.source.name, e.key, e.reason)
-  photo_index = np.asarray(photo_index, np.int64)
-  gallery = encode_images(task, params, np.stack(photos), "photo")
-  wanted = set(photo_index.tolist())
-  items = [i for i, s in enumerate(sp.sketches) if s.photo is not None and int(s.photo) in wanted]
-  feats, sketch_index = sketch_levels(task, params, split, items, fractions, features=True)
-  keep, targets = fg_sbir.gallery_targets(sp, sketch_index, photo_index)
-  labels = np.asarray([sp.photos[int(i)].label for i in photo_index], np.int32)
-  logging.info("%s: %d sketches x %d levels, gallery of %d photos (%.0fs)", split, len(keep), len(fractions),
-               len(gallery), time.perf_counter() - t)
-  return LevelData(feats[keep].astype(np.float32), targets, gallery.astype(np.float32), labels)
-
-
-def score(embeds: np.ndarray, targets: np.ndarray, gallery: np.ndarray):
-  """(m@A / m@B / A@K, per-level curves, ranks [N, T]) of per-level embeddings [N, T, D]."""
-  n, t, d = embeds.shape
-  ranks = fg_sbir.ranks(embeds.reshape(n * t, d), np.repeat(targets, t), gallery).reshape(n, t)
-  result = otf_metrics.on_the_fly_metrics(ranks, len(gallery), ks=(1, 5, 10))
-  curves = {k: v.tolist() for k, v in otf_metrics.on_the_fly_curves(ranks, len(gallery)).items()}
-  return result, curves, ranks
-
-
-class _Episodes:
-  """sketch row -> {features [T, F], target, negative (another photo of the same category)}."""
-
-  def __init__(self, data: LevelData):
-    self.data = data
-    self.by_label = {int(l): np.flatnonzero(data.photo_labels == l) for l in np.unique(data.photo_labels)}
-
-  def __call__(self, i: int, rng: np.random.Generator):
-    target = int(self.data.targets[i])
-    same = self.by_label[int(self.data.photo_labels[target])]
-    pool = same if len(same) > 1 else np.arange(len(self.data.photos))
-    negative = target
-    while negative == target:
-      negative = int(pool[rng.integers(len(pool))])
-    return {"features": self.data.features[i], "target": np.int32(target), "negative": np.int32(negative)}
-
-
-def episode_iterator(data: LevelData, batch_size: int, seed: int):
-  """Checkpointable grain iterator over this process's share of the sketches."""
-  pi, pc = jax.process_index(), jax.process_count()
-  ds = grain.MapDataset.range(len(data.targets)).shuffle(seed=seed).repeat()[pi::pc]
-  ds = ds.random_map(_Episodes(data), seed=seed)
-  return iter(ds.to_iter_dataset().batch(batch_size, drop_remainder=True))
-
-
 # ----------------------------------------------------------------------------
 # Tasks on the frozen features.
 
 
 class _FeatureTask(Task):
-  """Shared by the head and policy tasks: frozen galleries, B1's head as init, evaluation."""
+  """Shared by the head and policy tasks: frozen galleries, B1's head as init."""
 
   def __init__(self, config, method: Method, train_data: LevelData, test_data: LevelData, init_head):
     super().__init__(config)
@@ -226,16 +98,11 @@ class _FeatureTask(Task):
     return episode_iterator(self.train_data, batch_size, seed)
 
   def embed_levels(self, params, features):
+    """Sketch features [N, T, F] at every completion level -> unit-norm embeddings [N, T, D]."""
     raise NotImplementedError
 
-  def test_embeddings(self, params) -> np.ndarray:
-    """[N, T, D] embeddings of every test sketch at every level."""
-    if not hasattr(self, "_embed_jit"):
-      self._embed_jit = jax.jit(self.embed_levels)
-    return np.asarray(self._embed_jit(params, jnp.asarray(self.test_data.features)))
-
-  def evaluate(self, params):
-    return score(self.test_embeddings(params), self.test_data.targets, self.test_data.photos)[0]
+  def predict_fns(self):
+    return {"embed_levels": self.embed_levels}
 
 
 class HeadTask(_FeatureTask):
@@ -378,14 +245,17 @@ def method_train_config(config: ml_collections.ConfigDict, method: Method) -> ml
   return c
 
 
-# ----------------------------------------------------------------------------
-# The experiment.
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
   unknown = [m for m in config.methods if m not in METHODS]
   if unknown or not config.methods:
     raise ValueError(f"config.methods has unknown {unknown or '(empty)'}; valid: {sorted(METHODS)}")
+  evaluators.validate(config.evals)
+  evaluators.validate(config.fg_evals, "config.fg_evals")
+  if [spec.type for spec in config.evals.values()] != ["on_the_fly"]:
+    raise ValueError(f"config.evals: the on-the-fly table is scored by one 'on_the_fly' evaluator, got "
+                     f"{[spec.type for spec in config.evals.values()]}")
   fg_sbir.validate_base(config, ["B1"] + [m for m in config.methods if METHODS[m].kind == "base"])
   configs.check_positive(config, "rl_train_photos", allow_zero=True)
   if not isinstance(config.levels, int) or config.levels < 2:
@@ -412,158 +282,115 @@ def validate(config: ml_collections.ConfigDict) -> None:
     rl.check_reward(METHODS[m].reward)
 
 
-def _stage_one(config, workdir, source, backbone, fractions):
-  """B1's frozen features of both splits, its head and trainable count, cached in WORKDIR/features.npz."""
-  path = os.path.join(workdir, "features.npz")
-  if os.path.exists(path):
-    logging.info("reusing %s", path)
+# ----------------------------------------------------------------------------
+# The table.
+
+
+STAGE_KEYS = ("fg", "fg_train", "fg_evals", "data", "model", "clip_train", "levels", "rl_train_photos")
+
+
+def stage_settings(config) -> dict:
+  """What stage 1 (B1 and its frozen features) depends on."""
+  return {k: config[k] for k in STAGE_KEYS if k in config}
+
+
+def row_settings(config, name: str) -> dict:
+  method = METHODS[name]
+  extra = {"head": ("head_train",), "policy": ("rl", "rl_train")}.get(method.kind, ())
+  return {"stage": stage_settings(config), "evals": config.evals, "method": name,
+          **{k: config[k] for k in extra}}
+
+
+@dataclasses.dataclass
+class StageOne:
+  """B1 trained on complete sketches, frozen: its features of both splits and its head."""
+  task: Any  # fg_sbir.FGSBIRTask
+  params: Any  # B1's host params
+  train_data: LevelData
+  test_data: LevelData
+  trainable: int
+
+
+def stage_one(config, directory: str, source, backbone, fractions) -> StageOne:
+  """Trains B1 in DIRECTORY (or reuses it when its settings are unchanged) and caches its level features."""
+  task = fg_sbir.FGSBIRTask(config, fg_sbir.METHODS["B1"], backbone, source)
+  path = os.path.join(directory, "features.npz")
+  if experiment.cached_stage(directory, stage_settings(config)):
+    logging.info("stage 1: reusing %s", directory)
     with np.load(path) as z:
-      head = {k[len("head/"):]: np.asarray(z[k]) for k in z.files if k.startswith("head/")}
-      return LevelData.load(z, "train"), LevelData.load(z, "test"), head, int(z["b1_trainable"])
-  task, params, result = fg_sbir.train_method(config, "B1", os.path.join(workdir, "B1"), source, backbone)
+      params = train.unflatten({k[len("params/"):]: np.asarray(z[k]) for k in z.files if k.startswith("params/")})
+      return StageOne(task, params, LevelData.load(z, "train"), LevelData.load(z, "test"), int(z["b1_trainable"]))
+  task, params, result = fg_sbir.train_method(config, "B1", os.path.join(directory, "B1"), source, backbone,
+                                              evals_config=config.fg_evals)
+  interrupt.check("after training stage 1 (B1)")
   train_data = level_data(task, params, "train", fractions, max_photos=config.rl_train_photos,
                           seed=config.fg_train.seed)
   test_data = level_data(task, params, "test", fractions)
-  head = {k: np.asarray(v) for k, v in train.flatten(params["head"]).items()}
   if jax.process_index() == 0:
     arrays = {**train_data.arrays("train"), **test_data.arrays("test"),
-              **{f"head/{k}": v for k, v in head.items()}, "b1_trainable": np.int64(result["trainable_params"])}
+              **{f"params/{k}": np.asarray(v) for k, v in train.flatten(params).items()},
+              "b1_trainable": np.int64(result["trainable_params"])}
     np.savez(path + ".tmp.npz", **arrays)
     os.replace(path + ".tmp.npz", path)
-  return train_data, test_data, head, int(result["trainable_params"])
+    experiment.finish_stage(directory)
+  return StageOne(task, params, train_data, test_data, int(result["trainable_params"]))
 
 
-def head_embeddings(config, head_params, features: np.ndarray) -> np.ndarray:
-  """A stage-1 model's sketch embeddings per level: its head on its frozen features."""
-  model = EmbeddingHead(config.fg.embed_dim, config.fg.head_hidden)
-  return np.asarray(jax.jit(model.apply)({"params": head_params}, jnp.asarray(features)))
-
-
-def run_method(config, name, method_dir, train_data, test_data, head, stage_one, b1_trainable=0):
-  """One row: (test embeddings per level [N, T, D], targets [N], gallery [G, D], trainable parameter count)."""
-  method = METHODS[name]
-  if method.kind == "base" and method.base == "B1":  # B1 itself: its head on its own features
-    return head_embeddings(config, train.unflatten(head), test_data.features), test_data.targets, \
-        test_data.photos, b1_trainable
-  if method.kind == "base":
-    source, backbone, fractions = stage_one
-    task, params, result = fg_sbir.train_method(config, method.base, method_dir, source, backbone)
-    data = level_data(task, params, "test", fractions)  # B2's own features and gallery
-    return head_embeddings(config, params["head"], data.features), data.targets, data.photos, \
-        result.get("trainable_params", 0)
-  cls = HeadTask if method.kind == "head" else PolicyTask
-  task = cls(config, method, train_data, test_data, head)
-  tc = method_train_config(config, method)
-  setup = train.build(task, tc)
-  params, _ = train.fit(task, tc, method_dir, setup=setup)
-  embeds = task.test_embeddings(params)
-  return embeds, test_data.targets, test_data.photos, setup.num_trainable
-
-
-def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """`python -m sgvu.main --config=experiments/on_the_fly.py`: the table of seed 001 and the per-level curves."""
-  t0 = time.perf_counter()
+def table(config: ml_collections.ConfigDict, workdir: str) -> experiment.Table:
+  """`python -m sgvu.main --config=experiments/on_the_fly.py`: seed 001's table and the per-level curves."""
   backbone = fg_sbir.load_backbone(config, ["B1"])
   source = fg_sbir.make_source(config, backbone.image_size)
   fractions = level_fractions(config.levels)
-  train_data, test_data, head, b1_trainable = _stage_one(config, workdir, source, backbone, fractions)
-  rows, curves = [], {}
-  for name in config.methods:
-    method_dir = os.path.join(workdir, slug(name))
-    row = fg_sbir.reuse_row(method_dir)
-    if row is None:
-      t = time.perf_counter()
-      embeds, targets, gallery, trainable = run_method(config, name, method_dir, train_data, test_data, head,
-                                                       (source, backbone, fractions), b1_trainable)
-      result, method_curves, _ = score(embeds, targets, gallery)
-      row = {"method": name, "split": "test", **{k: float(result[k]) for k in METRICS},
-             "A@1": float(result["A@1"]), "trainable_params": int(trainable or 0),
-             "seconds": round(time.perf_counter() - t, 1), "curves": method_curves}
-      fg_sbir.save_row(method_dir, row)
-    else:
-      logging.info("%s: reusing %s/row.json", name, method_dir)
-    curves[name] = row.pop("curves")
-    rows.append(row)
-    logging.info("%s: %s", name, " ".join(f"{k}={row[k]:.4f}" for k in METRICS))
-    common.write_results(workdir, config.name, rows, levels=list(fractions), curves=curves)
-  wall = time.perf_counter() - t0
-  png = os.path.join(workdir, "on_the_fly_curves.png")
-  if jax.process_index() == 0:
-    plot_curves(curves, fractions, png, title=f"{config.name}: {len(test_data.targets)} test sketches, "
-                f"gallery {len(test_data.photos)} photos")
-  common.write_results(workdir, config.name, rows, levels=list(fractions), curves=curves,
-                       wall_seconds=round(wall, 1))
-  print(f"\n{config.name}: {config.data.dataset}, {len(test_data.targets)} test sketches x {config.levels} levels, "
-        f"gallery {len(test_data.photos)} photos ({wall / 60:.1f} min)\n{common.format_table(rows, METRICS)}\n"
-        f"curves: {png}\n")
-  return {"rows": rows}
+  stage = stage_one(config, os.path.join(workdir, "stage1"), source, backbone, fractions)
+  fc = config.fg
+
+  def evaluate_levels(embed_levels, params, levels: LevelData) -> dict:
+    (evaluator,) = evaluators.build(config.evals, {"embed_levels": embed_levels}, levels=levels).values()
+    return evaluator.run(params)
+
+  def run_row(name: str, seed: int, directory: str) -> dict:
+    method = METHODS[name]
+    bundle_dir = os.path.join(directory, export.BUNDLE_DIR)
+    if method.kind == "base":
+      if method.base == "B1" and seed == 0:  # stage 1 itself
+        task, params, trainable, levels = stage.task, stage.params, stage.trainable, stage.test_data
+      else:
+        task, params, result = fg_sbir.train_method(config, method.base, directory, source, backbone, seed,
+                                                    evals_config=config.fg_evals)
+        trainable, levels = result.get("trainable_params", 0), level_data(task, params, "test", fractions)
+      head = EmbeddingHead(fc.embed_dim, fc.head_hidden)
+      result = evaluate_levels(lambda p, f: head.apply({"params": p}, f), params["head"], levels)
+      fg_sbir.export_bundle(config, task, params, name, seed, 0, bundle_dir)
+      return {**result, "trainable_params": int(trainable)}
+    cls = HeadTask if method.kind == "head" else PolicyTask
+    head_init = {k: np.asarray(v) for k, v in train.flatten(stage.params["head"]).items()}
+    task = cls(config, method, stage.train_data, stage.test_data, head_init)
+    tc = method_train_config(config, method)
+    tc.seed = tc.seed + seed
+    setup = train.build(task, tc)
+    params, records = train.fit(task, tc, directory, setup=setup,
+                                evaluate=lambda p: evaluate_levels(task.embed_levels, p, stage.test_data))
+    model = LevelQuery(backbone=stage.task.model, head=task.model)
+    fg_sbir.export_bundle(config, stage.task, {"backbone": stage.params, "head": jax.device_get(params)}, name, seed,
+                          tc.num_steps, bundle_dir, model=model,
+                          query={"method": "__call__", "kwargs": {}, "levels": int(config.levels)})
+    return {**{k: v for k, v in records[-1].items() if k != "step"}, "trainable_params": setup.num_trainable}
+
+  def pictures(rows: dict) -> None:
+    png = os.path.join(workdir, "on_the_fly_curves.png")
+    viz.plot_curves({name: row["curves"] for name, row in rows.items()}, fractions, png,
+                    title=f"{config.name}: {len(stage.test_data.targets)} test sketches, "
+                    f"gallery {len(stage.test_data.photos)} photos")
+    logging.info("curves: %s", png)
+
+  return experiment.Table(
+      name=config.name, split="test", metrics=METRICS, methods=tuple(config.methods), run_row=run_row,
+      settings=lambda name: row_settings(config, name),
+      seeds=config.seeds, gallery_size=len(stage.test_data.photos),
+      description=(f"{config.data.dataset}, {len(stage.test_data.targets)} test sketches x {config.levels} levels, "
+                   f"gallery {len(stage.test_data.photos)} photos"),
+      smoke_test=config.get("smoke_test", False), pictures=pictures, extra={"levels": list(fractions)})
 
 
-# ----------------------------------------------------------------------------
-# Pictures.
-
-_PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
-            (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207), (0, 0, 0), (120, 200, 120),
-            (200, 120, 200), (90, 90, 200)]
-
-
-def plot_curves(curves: dict[str, dict[str, Sequence[float]]], fractions: Sequence[float], path: str, *,
-                title: str = "") -> None:
-  """PNG: ranking percentile and 1/rank against sketch completion, one line per method."""
-  from PIL import Image, ImageDraw
-  panels = [("percentile", "ranking percentile"), ("reciprocal_rank", "1 / rank")]
-  w, h, left, bottom, top = 460, 330, 48, 36, 40
-  legend_rows = (len(curves) + 2) // 3
-  canvas = Image.new("RGB", (2 * w, h + 20 + 16 * legend_rows), "white")
-  draw = ImageDraw.Draw(canvas)
-  draw.text((8, 4), title, fill=(0, 0, 0))
-  xs = [100.0 * f for f in fractions]
-  for p, (key, label) in enumerate(panels):
-    x0, y0, x1, y1 = p * w + left, top, p * w + w - 12, h - bottom
-    values = [v for c in curves.values() for v in c[key]]
-    lo = 0.0 if key == "reciprocal_rank" else min(values, default=0.0)
-    hi = max(values, default=1.0)
-    lo, hi = (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
-    sx = lambda x: x0 + (x - 0.0) / 100.0 * (x1 - x0)
-    sy = lambda y: y1 - (y - lo) / (hi - lo) * (y1 - y0)
-    draw.rectangle([x0, y0, x1, y1], outline=(0, 0, 0))
-    for tick in (0, 25, 50, 75, 100):
-      draw.line([sx(tick), y1, sx(tick), y1 + 4], fill=(0, 0, 0))
-      draw.text((sx(tick) - 10, y1 + 6), f"{tick}%", fill=(0, 0, 0))
-    for i in range(5):
-      y = lo + i * (hi - lo) / 4
-      draw.line([x0 - 4, sy(y), x0, sy(y)], fill=(0, 0, 0))
-      draw.text((p * w + 4, sy(y) - 6), f"{y:.2f}", fill=(0, 0, 0))
-    draw.text((x0 + 4, y0 - 14), f"{label} vs sketch completion", fill=(0, 0, 0))
-    for n, c in enumerate(curves.values()):
-      pts = [(sx(x), sy(y)) for x, y in zip(xs, c[key])]
-      draw.line(pts, fill=_PALETTE[n % len(_PALETTE)], width=2)
-  for n, name in enumerate(curves):
-    x, y = 12 + (n % 3) * (2 * w // 3), h + 12 + 16 * (n // 3)
-    draw.rectangle([x, y + 3, x + 18, y + 7], fill=_PALETTE[n % len(_PALETTE)])
-    draw.text((x + 24, y), name, fill=(0, 0, 0))
-  canvas.save(path)
-
-
-def progressive_figure(strokes: Sequence[np.ndarray], embed_sketches: Callable[[np.ndarray], np.ndarray],
-                       gallery_embeds: np.ndarray, gallery_images: Callable[[int], np.ndarray], path: str, *,
-                       image_size: int, target: int | None = None, rows: int = 6, k: int = 5,
-                       title: str = "") -> list[list[int]]:
-  """Draws how the top-k changes as the sketch's strokes arrive: one row per stroke count.
-
-  strokes: the sketch (float [n_i, 2] arrays on the 256 canvas, drawing order);
-  embed_sketches: uint8 [R, S, S, 3] -> [R, D]; gallery_images(j): uint8 photo j
-  (only the shown ones are loaded); target: gallery row of the true photo
-  (framed green, the others red; without it every hit is framed grey).
-  Returns each row's top-k gallery rows. `python -m sgvu.tools.search
-  --progressive` draws the same figure from a trained workdir.
-  """
-  from sgvu import viz
-  counts, partial, _ = viz.progressive_queries(strokes, image_size, rows)
-  top, _ = metrics.topk(np.asarray(embed_sketches(partial)), gallery_embeds, k)
-  hits = [[gallery_images(int(j)) for j in row] for row in top]
-  correct = [[None if target is None else int(j) == target for j in row] for row in top]
-  n = counts[-1]
-  viz.retrieval_grid(list(partial), hits, correct, path, labels=[f"{c}/{n}" for c in counts],
-                     title=title or f"top-{k} after {', '.join(map(str, counts))} of {n} strokes")
-  return [[int(j) for j in row] for row in top]
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  return experiment.run(table(config, workdir), workdir)
