@@ -122,6 +122,8 @@ def clip_train_config(small: bool = False) -> ml_collections.ConfigDict:
   # colour/texture/place words: zero-shot acc at 400 steps was 1.6% at 0.9 and 7.9% at 1.0 (chance 1.3%).
   c.template_prob = 1.0
   c.cache_dir = ""  # default: $SGVU_CACHE or ~/.cache/sgvu
+  # Scored while it trains (not part of the cache key): zero-shot over the held-out photos' categories.
+  c.evals = evals_config(zero_shot={"type": "zero_shot", "kinds": ("photo",)})
   if small:
     c.model = "tiny"
     c.data.photos_per_category = 4

@@ -20,43 +20,16 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from sgvu import clip_io, configs, losses, train
+from sgvu import clip_io, configs, evaluators, experiment, losses, preprocess, train
 from sgvu import data as data_lib
-from sgvu.data import pipeline
+from sgvu.data import configured, pipeline
 from sgvu.data import synth
 from sgvu.models.clip import CLIP, MODEL_PRESETS, get_preset
-from sgvu.tasks import common
 from sgvu.tasks.base import Task
 from sgvu.tokenizers import WordTokenizer
 
 TEMPLATE = "a photo of a {}"
 DONE_FILE = "PRETRAIN_DONE"
-
-
-def pretrain_config(small: bool = False) -> ml_collections.ConfigDict:
-  """The SynthSketch CLIP's pretraining; `small`: a tiny CLIP in seconds, for the tests' variants."""
-  c = configs.train_config()
-  c.model = "synth-s"
-  c.data = common.data_config(synth_seed=1000, photos_per_category=80)
-  c.batch_size = 64
-  c.num_steps = 600  # zero-shot acc 14.5% at 400, 16.3% at 600 steps (the sweep in docs/zs_sbir.md)
-  c.log_every = 50
-  c.checkpoint_every = 200
-  # lr: at 400 steps 5e-4 reached 13.4% zero-shot; 2.5e-4 12.0%, 1e-3 7.9%, 2e-3 2.2%.
-  c.optim = configs.optim_config(name="adamw", lr=5e-4, weight_decay=0.05, schedule="cosine",
-                                 warmup_steps=50, grad_clip_norm=1.0)
-  # Share of captions replaced by "a photo of a [category]". With any full captions InfoNCE latches onto
-  # colour/texture/place words: zero-shot acc at 400 steps was 1.6% at 0.9 and 7.9% at 1.0 (chance 1.3%).
-  c.template_prob = 1.0
-  c.cache_dir = ""  # default: $SGVU_CACHE or ~/.cache/sgvu
-  if small:
-    c.model = "tiny"
-    c.data.photos_per_category = 4
-    c.batch_size = 32
-    c.num_steps = 20
-    c.log_every = 10
-    c.optim.warmup_steps = 5
-  return c
 
 
 def template_words() -> list[str]:
@@ -99,7 +72,7 @@ class CLIPPretrainTask(Task):
     # texture and place words and never learn what the object is.
     use_template = jax.random.bernoulli(rng, self.config.template_prob, batch["label"].shape)
     tokens = jnp.where(use_template[:, None], self.class_tokens[batch["label"]], batch["tokens"])
-    img, txt, scale = self.model.apply({"params": params}, common.normalize_images(batch["photo"]), tokens)
+    img, txt, scale = self.model.apply({"params": params}, preprocess.normalize_images(batch["photo"]), tokens)
     loss = losses.infonce(img, txt, scale)
     logits = losses.l2_normalize(img) @ losses.l2_normalize(txt).T
     acc = jnp.mean(jnp.argmax(logits, -1) == jnp.arange(logits.shape[0]))
@@ -110,26 +83,19 @@ class CLIPPretrainTask(Task):
                                          tokenize=self.tokenizer, seed=seed,
                                          num_workers=self.config.data.num_workers)
 
-  def evaluate(self, params):
-    return zero_shot_accuracy(self.model, params, self.source, "test", self.tokenizer, self.image_size)
+  def predict_fns(self):
+    """Zero-shot evaluation: uint8 photos/sketches -> image embeddings; texts -> text embeddings."""
+    encode_image = jax.jit(lambda p, im: self.model.apply({"params": p}, preprocess.normalize_images(im),
+                                                          method=CLIP.encode_image))
+    encode_text = jax.jit(lambda p, t: self.model.apply({"params": p}, t, method=CLIP.encode_text))
+    return {"embed_photo": encode_image, "embed_sketch": encode_image,
+            "embed_texts": lambda p, texts: encode_text(p, jnp.asarray(self.tokenizer(list(texts))))}
 
 
 def class_text_embeddings(model: CLIP, params, tokenizer, categories) -> np.ndarray:
   texts = [TEMPLATE.format(data_lib.category_text(c)) for c in categories]
   fn = jax.jit(lambda p, t: model.apply({"params": p}, t, method=CLIP.encode_text))
   return np.asarray(fn(params, jnp.asarray(tokenizer(texts))))
-
-
-def zero_shot_accuracy(model, params, source, split, tokenizer, image_size, batch_size=128) -> dict:
-  """Photo classification against "a photo of a [category]" over the split's categories."""
-  sp = source.split(split)
-  text = class_text_embeddings(model, params, tokenizer, sp.categories)
-  lookup = {source.categories.index(c): i for i, c in enumerate(sp.categories)}
-  encode = jax.jit(lambda im: model.apply({"params": params}, common.normalize_images(im), method=CLIP.encode_image))
-  emb, labels, _ = common.embed_split(encode, source, split, "photo", image_size=image_size, batch_size=batch_size)
-  pred = np.argmax(losses.l2_normalize(jnp.asarray(emb)) @ losses.l2_normalize(jnp.asarray(text)).T, -1)
-  target = np.asarray([lookup[int(l)] for l in labels])
-  return {"zero_shot_acc": float(np.mean(np.asarray(pred) == target))}
 
 
 def _world_version() -> str:
@@ -144,7 +110,7 @@ def _world_version() -> str:
 
 
 def cache_directory(config: ml_collections.ConfigDict) -> str:
-  weights_relevant = {k: v for k, v in config.to_dict().items() if k not in ("cache_dir", "log_every")}
+  weights_relevant = {k: v for k, v in config.to_dict().items() if k not in ("cache_dir", "log_every", "evals")}
   key = json.dumps(weights_relevant, sort_keys=True, default=str) + _world_version()
   digest = hashlib.sha256(key.encode()).hexdigest()[:12]
   root = config.cache_dir or os.environ.get("SGVU_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "sgvu")
@@ -156,6 +122,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   configs.check_choice(c, "model", MODEL_PRESETS)
   configs.check_choice(c, "data.dataset", ["synth"])
   configs.validate_train(c)
+  evaluators.validate(c.evals, "config.clip_train.evals")
 
 
 def validate_clip_init(config: ml_collections.ConfigDict, needed_for: str = "") -> None:
@@ -180,10 +147,12 @@ def ensure_pretrained(config: ml_collections.ConfigDict) -> str:
     return directory
   logging.info("pretrained SynthSketch CLIP: training into %s (cached for later runs)", directory)
   tokenizer = synth_tokenizer(get_preset(config.model).text.context_length)
-  source = common.make_source(config.data, image_size=get_preset(config.model).vision.image_size,
+  source = configured.source_from_config(config.data, image_size=get_preset(config.model).vision.image_size,
                               kinds=("photo",), protocol="instance", test_fraction=0.2)
   task = CLIPPretrainTask(config, source, tokenizer)
-  params, evals = train.fit(task, config, os.path.join(directory, "train"))
+  evals = evaluators.build(config.evals, task.predict_fns(), source=source, image_size=task.image_size)
+  params, evals = train.fit(task, config, os.path.join(directory, "train"),
+                            evaluate=lambda p: evaluators.run_all(evals, p))
   out = os.path.join(directory, "clip")
   if jax.process_index() == 0:
     clip_io.save_converted(out, task.clip_cfg, jax.device_get(params))
@@ -194,12 +163,20 @@ def ensure_pretrained(config: ml_collections.ConfigDict) -> str:
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """`python -m sgvu.main --config=experiments/clip_pretrain.py`: pretrain and report zero-shot accuracy."""
+  """`python -m sgvu.main --config=experiments/clip_pretrain.py`: pretrain (or reuse) and report zero-shot accuracy."""
   c = config.clip_train
-  directory = ensure_pretrained(c)
-  with open(os.path.join(directory, DONE_FILE)) as f:
-    evals = json.load(f)["evals"]
-  rows = [{"method": "clip-synth", "split": "test", "zero_shot_acc": evals[-1]["zero_shot_acc"]}]
-  common.write_results(workdir, "clip_pretrain", rows, clip_dir=os.path.join(directory, "clip"))
-  print(common.format_table(rows, ["zero_shot_acc"]))
-  return {"rows": rows}
+
+  def run_row(name: str, seed: int, directory: str) -> dict:
+    del name, seed, directory  # the CLIP lives in the shared cache, keyed by its own config
+    clip_dir = ensure_pretrained(c)
+    with open(os.path.join(clip_dir, DONE_FILE)) as f:
+      final = json.load(f)["evals"][-1]
+    return {**{k: v for k, v in final.items() if k != "step"}, "clip_dir": os.path.join(clip_dir, "clip")}
+
+  metrics_names = ["zero_shot_acc"] + [f"{k}_zero_shot_acc" for spec in c.evals.values()
+                                       for k in spec.get("kinds", ("photo",)) if k != "photo"]
+  return experiment.run(experiment.Table(
+      name=config.name, split="test", metrics=metrics_names, methods=("clip-synth",), run_row=run_row,
+      settings=lambda name: {"clip_train": c}, trains=lambda name: False,
+      description=f"SynthSketch CLIP ({c.model}), zero-shot over held-out photos",
+      smoke_test=config.get("smoke_test", False)), workdir)
