@@ -170,6 +170,11 @@ def method_train_config(config: ml_collections.ConfigDict, method: Method, seed:
 
 def validate(config: ml_collections.ConfigDict) -> None:
   configs.check_choice(config, "level", LEVELS)
+  evaluators.validate(config.evals)
+  wanted = "instance_retrieval" if config.level == "instance" else "category_retrieval"
+  if [spec.type for spec in config.evals.values()] != [wanted]:
+    raise ValueError(f"config.evals: level {config.level!r} is scored by one {wanted!r} evaluator, got "
+                     f"{[spec.type for spec in config.evals.values()]}")
   valid = METHODS[config.level]
   unknown = [m for m in config.methods if m not in valid]
   if unknown:
@@ -224,9 +229,10 @@ def table(config: ml_collections.ConfigDict, workdir: str) -> experiment.Table:
   def run_row(name: str, seed: int, directory: str) -> dict:
     method = methods[name]
     task = ZSSBIRTask(config, method, clip_cfg, clip_params, source, class_text, logit_scale)
-    evals = evaluators.build(config.evals, task.predict_fns(), source=source, image_size=image_size)
+    evals = evaluators.build(config.evals, task.predict_fns(), source=source, image_size=image_size,
+                             batch_size=config.eval_batch_size, strict=config.data.strict)
     if method.random:  # the chance level of this gallery and metric, in the same table
-      (name_, evaluator), = evals.items()
+      (evaluator,) = evals.values()
       sketches, photos = evaluator.embed(train.unflatten(task.pretrained()))
       rng = np.random.default_rng(0)
       sketches = (rng.standard_normal(sketches[0].shape),) + tuple(sketches[1:])
