@@ -270,7 +270,8 @@ def _jsonable(v):
 
 
 def fit(task: Task, config: ml_collections.ConfigDict, workdir: str, *, mesh=None,
-        setup: Setup | None = None, stop_after: int | None = None, return_state: bool = False):
+        setup: Setup | None = None, stop_after: int | None = None, return_state: bool = False,
+        evaluate: Callable[[Any], Mapping[str, Any]] | None = None):
   """Trains `task` for config.num_steps, resuming from WORKDIR/checkpoints.
 
   Returns (final merged params as global arrays, eval records); with
@@ -279,14 +280,16 @@ def fit(task: Task, config: ml_collections.ConfigDict, workdir: str, *, mesh=Non
   A stop request (Ctrl-C, SIGTERM: `sgvu.interrupt`) saves a checkpoint at
   the next step boundary and raises `interrupt.Stopped`; one during the
   final evaluation raises it after. `stop_after` ends the loop at that step
-  the same way (used by the resume tests).
+  the same way (used by the resume tests). `evaluate(params)` (evaluators
+  built by the caller) scores the model at eval_every and at the end;
+  default: the task's own `evaluate_with_state`.
   """
   with interrupt.handling():
-    state, evals = _fit(task, config, workdir, mesh=mesh, setup=setup, stop_after=stop_after)
+    state, evals = _fit(task, config, workdir, mesh=mesh, setup=setup, stop_after=stop_after, evaluate=evaluate)
   return (state if return_state else merge_params(state.params, state.frozen)), evals
 
 
-def _fit(task, config, workdir, *, mesh, setup, stop_after):
+def _fit(task, config, workdir, *, mesh, setup, stop_after, evaluate):
   setup = setup or build(task, config, mesh)
   logging.info("%s: %s trainable / %s frozen parameters", type(task).__name__,
                f"{setup.num_trainable:,}", f"{setup.num_frozen:,}")
@@ -332,7 +335,7 @@ def _fit(task, config, workdir, *, mesh, setup, stop_after):
       pending = None
       checkpointer.save(step, state, data)
       if eval_every and step % eval_every == 0 and step < total:
-        evals.append(_evaluate(task, state, step, writer))
+        evals.append(_evaluate(task, state, step, writer, evaluate))
     if interrupt.requested() or (stop_after is not None and step >= stop_after):
       if pending is not None:
         log(pending)
@@ -344,7 +347,7 @@ def _fit(task, config, workdir, *, mesh, setup, stop_after):
   checkpointer.save(step, state, data, force=True)
   checkpointer.close()
   interrupt.check(f"at step {step} before the final evaluation")
-  evals.append(_evaluate(task, state, step, writer))
+  evals.append(_evaluate(task, state, step, writer, evaluate))
   interrupt.check(f"after the final evaluation at step {step}")
   return state, evals
 
@@ -367,7 +370,7 @@ def _check_and_log(pending, writer, config, total, t_start, step_start):
     writer.write({"step": step, **scalars, "steps_per_s": rate})
 
 
-def _evaluate(task, state, step, writer):
+def _evaluate(task, state, step, writer, evaluate):
   t = time.perf_counter()
   result = dict(task.evaluate_with_state(merge_params(state.params, state.frozen), state.model_state))
   if result:
