@@ -372,7 +372,8 @@ def _check_and_log(pending, writer, config, total, t_start, step_start):
 
 def _evaluate(task, state, step, writer, evaluate):
   t = time.perf_counter()
-  result = dict(task.evaluate_with_state(merge_params(state.params, state.frozen), state.model_state))
+  params = merge_params(state.params, state.frozen)
+  result = dict(evaluate(params) if evaluate is not None else task.evaluate_with_state(params, state.model_state))
   if result:
     logging.info("eval at step %d (%.1fs): %s", step, time.perf_counter() - t,
                  " ".join(f"{k}={v:.4f}" for k, v in result.items() if isinstance(v, float)))
