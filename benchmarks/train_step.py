@@ -65,7 +65,7 @@ class StepTask(Task):
     self.model, self.pattern = model, re.compile(TRAINABLE[mode][0])
 
   def init_params(self, rng):
-    size = self.model.config.vision.image_size
+    size = self.model.vision.image_size
     x = jnp.zeros((1, size, size, 3))
     return self.model.init(rng, x, x, method=PromptedImageEncoder.encode_both)["params"]
 
@@ -92,7 +92,7 @@ def sgvu_step(cfg, mode: str, seed: int = 0):
   c.seed, c.num_steps, c.sharding.num_devices = seed, 1000, 1
   c.optim.name, c.optim.lr = "adam", FULL_LR
   c.optim.param_lrs = TRAINABLE[mode][1]
-  task = StepTask(c, PromptedImageEncoder(cfg, prompts="shallow", num_prompts=3), mode)
+  task = StepTask(c, PromptedImageEncoder(cfg.vision, prompts="shallow", num_prompts=3), mode)
   setup = train.build(task, c)
   state = train.initial_state(task, setup, seed)
   flat = {k: np.asarray(v) for k, v in train.flatten(train.merge_params(state.params, state.frozen)).items()}

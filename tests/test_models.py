@@ -11,8 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sgvu.models import (CLIP, CLIPConfig, MODEL_PRESETS, TextTransformer,
-                         VisionTransformer, get_preset)
+from sgvu.models import (CLIP, CLIPConfig, MODEL_PRESETS, TextConfig, TextTransformer,
+                         VisionConfig, VisionTransformer, get_preset)
 
 CFG = get_preset("tiny")
 B, P = 3, 4
@@ -79,7 +79,7 @@ def test_image_tokens_and_submodule_match(clip_and_params):
                             method=CLIP.encode_image)
   chex.assert_shape(emb, (B, CFG.embed_dim))
   chex.assert_shape(tokens, (B, NUM_TOKENS, D))
-  direct = VisionTransformer(CFG).apply(
+  direct = VisionTransformer(CFG.vision).apply(
       {"params": variables["params"]["img"]}, _images())
   chex.assert_trees_all_close(direct, emb, atol=1e-6)
 
@@ -156,7 +156,7 @@ def test_text_shapes_and_padding_after_eot_is_ignored(clip_and_params):
 
 def test_text_argmax_pool_and_input_embeds():
   cfg = CFG.replace(text=dataclasses.replace(CFG.text, pool="argmax"))
-  model = TextTransformer(cfg)
+  model = TextTransformer(cfg.text)
   toks = _tokens()
   variables = model.init(jax.random.key(0), toks)
   emb, normed = model.apply(variables, toks, return_tokens=True)
@@ -238,16 +238,84 @@ def test_conv_stem_shapes_names_and_errors():
   cfg = MODEL_PRESETS["tiny"]
   conv = cfg.replace(vision=dataclasses.replace(cfg.vision, stem="conv"))
   images = jnp.ones((2, 32, 32, 3))
-  variables = VisionTransformer(conv).init(jax.random.key(0), images)
+  variables = VisionTransformer(conv.vision).init(jax.random.key(0), images)
   params = nn.unbox(variables)["params"]
   # patch 8 -> three stride-2 convolutions, the last bias-free and 'embed'-named like the patch conv.
   assert [k for k in params if k.startswith("stem_")] == ["stem_0", "stem_1", "stem_2"]
   assert "patch_embed" not in params and "bias" not in params["stem_2"]
   chex.assert_shape(params["stem_2"]["kernel"], (3, 3, None, conv.vision.width))
-  out, tokens = VisionTransformer(conv).apply(variables, images, return_tokens=True)
+  out, tokens = VisionTransformer(conv.vision).apply(variables, images, return_tokens=True)
   chex.assert_shape(out, (2, conv.embed_dim))
   chex.assert_shape(tokens, (2, 1 + conv.vision.num_patches, conv.vision.width))
   with pytest.raises(ValueError, match="power-of-two"):
     cfg.replace(vision=dataclasses.replace(cfg.vision, stem="conv", patch_size=6, image_size=36))
   with pytest.raises(ValueError, match="stem"):
     cfg.replace(vision=dataclasses.replace(cfg.vision, stem="cnn"))
+
+
+def test_towers_alone_from_their_own_configs(clip_and_params):
+  """Each tower is built from its own config only; CLIP's towers are exactly those."""
+  _, variables = clip_and_params
+  params = nn.unbox(variables)["params"]
+  vision = VisionConfig(image_size=32, patch_size=8, width=32, layers=2, heads=2, mlp_dim=64, embed_dim=24)
+  assert vision == CFG.vision  # CLIPConfig forwarded its shared settings (embed_dim 24) into the tower
+  images = _images()
+  alone = VisionTransformer(vision)
+  fresh = nn.unbox(alone.init(jax.random.key(0), images))["params"]
+  chex.assert_trees_all_equal_shapes(fresh, params["img"])  # same tree, names and shapes as CLIP's img
+  chex.assert_trees_all_close(alone.apply({"params": params["img"]}, images),
+                              CLIP(CFG).apply(variables, images, method=CLIP.encode_image), atol=1e-6)
+  text = TextConfig(vocab_size=100, context_length=16, width=32, layers=2, heads=2, mlp_dim=64,
+                    eos_token_id=2, embed_dim=24)
+  assert text == CFG.text
+  chex.assert_trees_all_equal_shapes(nn.unbox(TextTransformer(text).init(jax.random.key(0), _tokens()))["params"],
+                                     params["txt"])
+  # A tower of another width: its own embed_dim, no CLIPConfig anywhere.
+  wide = vision.replace(embed_dim=40, activation="gelu", layer_norm_eps=1e-6)
+  out = VisionTransformer(wide).apply(VisionTransformer(wide).init(jax.random.key(1), images), images)
+  chex.assert_shape(out, (B, 40))
+  with pytest.raises(TypeError, match="takes a VisionConfig"):
+    VisionTransformer(CFG).init(jax.random.key(0), images)
+  with pytest.raises(TypeError, match="takes a TextConfig"):
+    TextTransformer(CFG).init(jax.random.key(0), _tokens())
+
+
+def test_clip_config_forwards_shared_settings():
+  cfg = CFG.replace(dtype="bfloat16", remat=True, layer_norm_eps=1e-6, activation="gelu", embed_dim=16)
+  for tower in (cfg.vision, cfg.text):
+    assert (tower.dtype, tower.remat, tower.layer_norm_eps, tower.activation, tower.embed_dim) == (
+        "bfloat16", True, 1e-6, "gelu", 16)
+  assert cfg.vision.compute_dtype == jnp.bfloat16
+  # The tower's own value of a shared setting is overwritten by CLIPConfig's.
+  assert CFG.replace(vision=CFG.vision.replace(dtype="bfloat16")).vision.dtype == "float32"
+  with pytest.raises(ValueError, match="vision must be a VisionConfig"):
+    CLIPConfig(vision=CFG.text, text=CFG.text, embed_dim=8)
+  with pytest.raises(ValueError, match="Invalid VisionConfig: image_size 30 is not a multiple"):
+    CFG.vision.replace(image_size=30)
+  with pytest.raises(ValueError, match="Invalid TextConfig: eos_token_id 100 outside"):
+    CFG.text.replace(eos_token_id=100)
+  with pytest.raises(ValueError, match="Invalid TextConfig: activation 'relu'"):
+    CFG.text.replace(activation="relu")
+
+
+def test_saved_config_json_stays_compatible():
+  """clip_config.json as every earlier sgvu wrote it (shared settings only at the top level) loads unchanged;
+  tower dicts may repeat a shared setting when they agree."""
+  saved = {"vision": {"image_size": 48, "patch_size": 8, "width": 128, "layers": 4, "heads": 4, "mlp_dim": 512,
+                      "stem": "conv"},
+           "text": {"vocab_size": 1024, "context_length": 24, "width": 128, "layers": 3, "heads": 4,
+                    "mlp_dim": 512, "eos_token_id": 2, "pool": "eos"},
+           "embed_dim": 128, "layer_norm_eps": 1e-05, "activation": "quick_gelu", "remat": False,
+           "dtype": "float32"}
+  cfg = CLIPConfig.from_dict(saved)
+  assert cfg == MODEL_PRESETS["synth-s"] and cfg.to_dict() == saved
+  assert cfg.vision.embed_dim == 128 and cfg.text.embed_dim == 128
+  full = json.loads(json.dumps(cfg.to_dict()))
+  full["vision"].update(cfg.vision.to_dict())  # every tower key, shared ones included
+  assert CLIPConfig.from_dict(full) == cfg
+  full["text"]["dtype"] = "bfloat16"
+  with pytest.raises(ValueError, match="text.dtype = 'bfloat16' differs from dtype = 'float32'"):
+    CLIPConfig.from_dict(full)
+  assert VisionConfig.from_dict(cfg.vision.to_dict()) == cfg.vision
+  with pytest.raises(ValueError, match=r"VisionConfig: unknown keys \['depth'\]"):
+    VisionConfig.from_dict(dict(cfg.vision.to_dict(), depth=3))

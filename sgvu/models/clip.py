@@ -1,7 +1,11 @@
-"""CLIP: configuration, named presets, and the two-tower module.
+"""CLIP: the combined configuration, named presets, and the two-tower module.
 
-`CLIP` nests `img` (VisionTransformer) and `txt` (TextTransformer) and owns the
-scalar `logit_scale` (stored as a log, like OpenAI / transformers).
+`CLIPConfig` combines a `VisionConfig` (vit.py) and a `TextConfig` (text.py)
+with the settings both towers share (embed_dim, layer_norm_eps, activation,
+remat, dtype), which it forwards into them: `cfg.vision` / `cfg.text` alone
+build their tower. `CLIP` nests `img` (VisionTransformer) and `txt`
+(TextTransformer) and owns the scalar `logit_scale` (stored as a log, like
+OpenAI / transformers).
 """
 
 from __future__ import annotations
@@ -15,51 +19,25 @@ import jax
 import jax.numpy as jnp
 
 from sgvu.models import layers
-from sgvu.models.text import TextTransformer
-from sgvu.models.vit import VisionTransformer
+from sgvu.models.configs import DTYPES, SHARED, from_dict, shared_problems
+from sgvu.models.text import TEXT_POOLS, TextConfig, TextTransformer
+from sgvu.models.vit import STEMS, VisionConfig, VisionTransformer
 
-# Compute dtypes by name (params always stay float32).
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16,
-          "float16": jnp.float16}
-TEXT_POOLS = ("eos", "argmax")
-STEMS = ("patch", "conv")
-
-
-@dataclasses.dataclass(frozen=True)
-class VisionConfig:
-  image_size: int
-  patch_size: int
-  width: int
-  layers: int
-  heads: int
-  mlp_dim: int
-  # 'patch': OpenAI CLIP's single patch convolution (what HF checkpoints hold).
-  # 'conv': log2(patch_size) stride-2 3x3 convolutions ("early convolutions"),
-  # far more sample-efficient for the small from-scratch SynthSketch CLIP.
-  stem: str = "patch"
-
-  @property
-  def num_patches(self) -> int:
-    return (self.image_size // self.patch_size) ** 2
-
-
-@dataclasses.dataclass(frozen=True)
-class TextConfig:
-  vocab_size: int
-  context_length: int
-  width: int
-  layers: int
-  heads: int
-  mlp_dim: int
-  eos_token_id: int
-  # 'eos': pool at the first eos_token_id of each row; 'argmax': at the
-  # highest id (legacy OpenAI rule, which transformers applies when a
-  # checkpoint's eos_token_id == 2).
-  pool: str = "eos"
+__all__ = ["CLIP", "CLIPConfig", "DTYPES", "MODEL_PRESETS", "STEMS",
+           "TEXT_POOLS", "TextConfig", "VisionConfig", "get_preset"]
+TOWERS = {"vision": VisionConfig, "text": TextConfig}
 
 
 @dataclasses.dataclass(frozen=True)
 class CLIPConfig:
+  """Both towers' configs and the shared settings, forwarded into them.
+
+  After construction `vision.<s>` and `text.<s>` equal `<s>` for every shared
+  setting s (the towers' own values are overwritten). `to_dict` writes each
+  shared setting once, at the top level (the format of every saved
+  clip_config.json); `from_dict` also accepts tower dicts that repeat them,
+  if they agree.
+  """
   vision: VisionConfig
   text: TextConfig
   embed_dim: int
@@ -69,31 +47,18 @@ class CLIPConfig:
   dtype: str = "float32"  # compute dtype of activations
 
   def __post_init__(self):
-    v, t = self.vision, self.text
-    problems = []
-    if v.image_size % v.patch_size:
-      problems.append(f"vision.image_size {v.image_size} is not a multiple "
-                      f"of vision.patch_size {v.patch_size}")
-    for tower, cfg in (("vision", v), ("text", t)):
-      if cfg.width % cfg.heads:
-        problems.append(f"{tower}.width {cfg.width} is not divisible by "
-                        f"{tower}.heads {cfg.heads}")
-    if v.stem not in STEMS:
-      problems.append(f"vision.stem {v.stem!r} not in {STEMS}")
-    if v.stem == "conv" and (v.patch_size & (v.patch_size - 1) or v.patch_size < 2):
-      problems.append(f"vision.stem 'conv' needs a power-of-two patch_size, got {v.patch_size}")
-    if t.pool not in TEXT_POOLS:
-      problems.append(f"text.pool {t.pool!r} not in {TEXT_POOLS}")
-    if not 0 <= t.eos_token_id < t.vocab_size:
-      problems.append(f"text.eos_token_id {t.eos_token_id} outside the "
-                      f"vocabulary [0, {t.vocab_size})")
-    if self.dtype not in DTYPES:
-      problems.append(f"dtype {self.dtype!r}; valid: {sorted(DTYPES)}")
-    if self.activation not in layers.ACTIVATIONS:
-      problems.append(f"activation {self.activation!r}; valid: "
-                      f"{sorted(layers.ACTIVATIONS)}")
+    problems = shared_problems(self)
+    for tower, cls in TOWERS.items():
+      if not isinstance(getattr(self, tower), cls):
+        problems.append(f"{tower} must be a {cls.__name__}, got "
+                        f"{type(getattr(self, tower)).__name__}")
     if problems:
       raise ValueError("Invalid CLIPConfig: " + "; ".join(problems))
+    shared = {k: getattr(self, k) for k in SHARED}
+    for tower in TOWERS:
+      cfg = getattr(self, tower)
+      if any(getattr(cfg, k) != v for k, v in shared.items()):
+        object.__setattr__(self, tower, cfg.replace(**shared))
 
   @property
   def compute_dtype(self):
@@ -103,14 +68,31 @@ class CLIPConfig:
     return dataclasses.replace(self, **changes)
 
   def to_dict(self) -> dict[str, Any]:
-    return dataclasses.asdict(self)
+    d = dataclasses.asdict(self)
+    for tower in TOWERS:
+      for k in SHARED:
+        del d[tower][k]
+    return d
 
   @classmethod
   def from_dict(cls, d: Mapping[str, Any]) -> "CLIPConfig":
     d = dict(d)
-    vision = _build(VisionConfig, d.pop("vision", None), "vision")
-    text = _build(TextConfig, d.pop("text", None), "text")
-    return _build(cls, dict(d, vision=vision, text=text), "CLIPConfig")
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+    for tower, tower_cls in TOWERS.items():
+      sub = d.pop(tower, None)
+      if isinstance(sub, Mapping):
+        sub = dict(sub)
+        for k in SHARED:
+          if k in sub:
+            value, top = sub.pop(k), d.get(k, defaults[k])
+            if top is dataclasses.MISSING:
+              d[k] = top = value
+            if value != top:
+              raise ValueError(
+                  f"{tower}.{k} = {value!r} differs from {k} = {top!r}: "
+                  f"CLIPConfig shares one {k} between its towers")
+      d[tower] = from_dict(tower_cls, sub, tower)
+    return from_dict(cls, d, "CLIPConfig")
 
   @classmethod
   def from_hf(cls, hf: Mapping[str, Any]) -> "CLIPConfig":
@@ -158,20 +140,6 @@ class CLIPConfig:
     return cls(vision=vision, text=text,
                embed_dim=int(hf.get("projection_dim", 512)),
                layer_norm_eps=float(epss.pop()), activation=acts.pop())
-
-
-def _build(cls, d, where: str):
-  if not isinstance(d, Mapping):
-    raise ValueError(f"{where}: expected a mapping, got {type(d).__name__}")
-  fields = {f.name for f in dataclasses.fields(cls)}
-  unknown = sorted(set(d) - fields)
-  if unknown:
-    raise ValueError(
-        f"{where}: unknown keys {unknown}; valid: {sorted(fields)}")
-  try:
-    return cls(**d)
-  except TypeError as e:
-    raise ValueError(f"{where}: {e}") from None
 
 
 def _openai(image_size, patch, v_width, v_layers, v_heads, t_width, t_heads,
@@ -222,8 +190,8 @@ class CLIP(nn.Module):
   config: CLIPConfig
 
   def setup(self):
-    self.img = VisionTransformer(self.config, name="img")
-    self.txt = TextTransformer(self.config, name="txt")
+    self.img = VisionTransformer(self.config.vision, name="img")
+    self.txt = TextTransformer(self.config.text, name="txt")
     self.logit_scale = self.param(
         "logit_scale",
         layers.param_with_axes(nn.initializers.constant(math.log(1 / 0.07)),

@@ -6,8 +6,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from sgvu.models.clip import CLIPConfig
-from sgvu.models.vit import VisionTransformer
+from sgvu.models.vit import VisionConfig, VisionTransformer
 
 PROMPT_KINDS = ("none", "shallow", "deep")
 MODALITIES = ("sketch", "photo")
@@ -21,7 +20,7 @@ class PromptedImageEncoder(nn.Module):
   linear_head: a bias-free [E, E] map (identity init) after the projection
   (the linear-probe baseline).
   """
-  config: CLIPConfig
+  vision: VisionConfig  # the image tower (a CLIPConfig's .vision); E = vision.embed_dim
   prompts: str = "none"
   num_prompts: int = 3
   linear_head: bool = False
@@ -29,15 +28,15 @@ class PromptedImageEncoder(nn.Module):
   def setup(self):
     if self.prompts not in PROMPT_KINDS:
       raise ValueError(f"prompts={self.prompts!r}; valid: {PROMPT_KINDS}")
-    self.img = VisionTransformer(self.config, name="img")
-    width, layers = self.config.vision.width, self.config.vision.layers
+    self.img = VisionTransformer(self.vision, name="img")
+    width, layers = self.vision.width, self.vision.layers
     shape = {"shallow": (self.num_prompts, width), "deep": (layers, self.num_prompts, width)}.get(self.prompts)
     if shape is not None:
       # randn init (std 1) as in the Sketch_LVM release.
       self.sketch_prompts = self.param("sketch_prompts", nn.initializers.normal(1.0), shape)
       self.photo_prompts = self.param("photo_prompts", nn.initializers.normal(1.0), shape)
     if self.linear_head:
-      self.head = nn.Dense(self.config.embed_dim, use_bias=False, name="head",
+      self.head = nn.Dense(self.vision.embed_dim, use_bias=False, name="head",
                            kernel_init=lambda key, shape, dtype=jnp.float32: jnp.eye(*shape, dtype=dtype))
 
   def __call__(self, images: jax.Array, modality: str) -> jax.Array:

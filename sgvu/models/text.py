@@ -2,17 +2,46 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import dataclasses
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from sgvu.models import layers
+from sgvu.models.configs import TowerConfig
 from sgvu.models.layers import constrain, param_with_axes
 
-if TYPE_CHECKING:
-  from sgvu.models.clip import CLIPConfig
+TEXT_POOLS = ("eos", "argmax")
+
+
+@dataclasses.dataclass(frozen=True)
+class TextConfig(TowerConfig):
+  """Everything `TextTransformer` needs; the shared settings (embed_dim,
+  layer_norm_eps, activation, remat, dtype) are keyword-only (TowerConfig)."""
+  vocab_size: int
+  context_length: int
+  width: int
+  layers: int
+  heads: int
+  mlp_dim: int
+  eos_token_id: int
+  # 'eos': pool at the first eos_token_id of each row; 'argmax': at the
+  # highest id (legacy OpenAI rule, which transformers applies when a
+  # checkpoint's eos_token_id == 2).
+  pool: str = "eos"
+
+  def problems(self) -> list[str]:
+    problems = []
+    if self.width % self.heads:
+      problems.append(f"width {self.width} is not divisible by heads "
+                      f"{self.heads}")
+    if self.pool not in TEXT_POOLS:
+      problems.append(f"pool {self.pool!r} not in {TEXT_POOLS}")
+    if not 0 <= self.eos_token_id < self.vocab_size:
+      problems.append(f"eos_token_id {self.eos_token_id} outside the "
+                      f"vocabulary [0, {self.vocab_size})")
+    return problems
 
 
 def pool_positions(tokens: jax.Array, eos_token_id: int,
@@ -27,7 +56,9 @@ def pool_positions(tokens: jax.Array, eos_token_id: int,
 
 
 class TextTransformer(nn.Module):
-  config: CLIPConfig
+  """OpenAI-CLIP text tower: token + position embeddings, causal pre-LN
+  blocks, ln_final, the EOT token's bias-free projection to config.embed_dim."""
+  config: TextConfig
 
   @nn.compact
   def __call__(self, tokens: jax.Array, *,
@@ -44,8 +75,11 @@ class TextTransformer(nn.Module):
     Returns:
       [B, E] projected, unnormalised embedding at each row's EOT token.
     """
-    cfg, tc = self.config, self.config.text
-    dtype = cfg.compute_dtype
+    tc = self.config
+    if not isinstance(tc, TextConfig):
+      raise TypeError(f"TextTransformer takes a TextConfig (a CLIPConfig's "
+                      f".text), got {type(tc).__name__}")
+    dtype = tc.compute_dtype
     if tokens.ndim != 2 or tokens.shape[1] > tc.context_length:
       raise ValueError(f"tokens must be [B, L<={tc.context_length}]; got "
                        f"{tokens.shape}")
@@ -65,18 +99,18 @@ class TextTransformer(nn.Module):
       x = input_embeds
     x = (x + pos[:length]).astype(dtype)
 
-    block = layers.block_class(cfg.remat)
+    block = layers.block_class(tc.remat)
     for i in range(tc.layers):
-      x = block(tc.heads, tc.mlp_dim, causal=True, activation=cfg.activation,
-                layer_norm_eps=cfg.layer_norm_eps, dtype=dtype,
+      x = block(tc.heads, tc.mlp_dim, causal=True, activation=tc.activation,
+                layer_norm_eps=tc.layer_norm_eps, dtype=dtype,
                 name=f"block_{i}")(x)
-    x = layers.layer_norm(cfg.layer_norm_eps, dtype, "ln_final")(x)
+    x = layers.layer_norm(tc.layer_norm_eps, dtype, "ln_final")(x)
     x = constrain(x, ("batch", "length", "embed"))
 
     where = pool_positions(tokens, tc.eos_token_id, tc.pool)
     pooled = jnp.take_along_axis(x, where[:, None, None], axis=1)[:, 0]
     proj = self.param("proj", param_with_axes(
         nn.initializers.normal(stddev=tc.width ** -0.5), ("embed", "joint")),
-                      (tc.width, cfg.embed_dim))
+                      (tc.width, tc.embed_dim))
     out = pooled @ proj.astype(pooled.dtype)
     return (out, x) if return_tokens else out

@@ -2,17 +2,54 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import dataclasses
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from sgvu.models import layers
+from sgvu.models.configs import TowerConfig
 from sgvu.models.layers import constrain, param_with_axes
 
-if TYPE_CHECKING:
-  from sgvu.models.clip import CLIPConfig
+STEMS = ("patch", "conv")
+
+
+@dataclasses.dataclass(frozen=True)
+class VisionConfig(TowerConfig):
+  """Everything `VisionTransformer` needs; the shared settings (embed_dim,
+  layer_norm_eps, activation, remat, dtype) are keyword-only (TowerConfig)."""
+  image_size: int
+  patch_size: int
+  width: int
+  layers: int
+  heads: int
+  mlp_dim: int
+  # 'patch': OpenAI CLIP's single patch convolution (what HF checkpoints hold).
+  # 'conv': log2(patch_size) stride-2 3x3 convolutions ("early convolutions"),
+  # far more sample-efficient for the small from-scratch SynthSketch CLIP.
+  stem: str = "patch"
+
+  @property
+  def num_patches(self) -> int:
+    return (self.image_size // self.patch_size) ** 2
+
+  def problems(self) -> list[str]:
+    problems = []
+    if self.image_size % self.patch_size:
+      problems.append(f"image_size {self.image_size} is not a multiple of "
+                      f"patch_size {self.patch_size}")
+    if self.width % self.heads:
+      problems.append(f"width {self.width} is not divisible by heads "
+                      f"{self.heads}")
+    if self.stem not in STEMS:
+      problems.append(f"stem {self.stem!r} not in {STEMS}")
+    if self.stem == "conv" and (self.patch_size & (self.patch_size - 1) or
+                                self.patch_size < 2):
+      problems.append(f"stem 'conv' needs a power-of-two patch_size, got "
+                      f"{self.patch_size}")
+    return problems
 
 
 def _batched_prompts(prompts: jax.Array, batch: int, what: str) -> jax.Array:
@@ -71,8 +108,8 @@ class PatchEmbed(nn.Module):
 
 class VisionTransformer(nn.Module):
   """OpenAI-CLIP ViT: conv patches (no bias), CLS, positions, ln_pre,
-  pre-LN blocks, ln_post on CLS, bias-free projection."""
-  config: CLIPConfig
+  pre-LN blocks, ln_post on CLS, bias-free projection to config.embed_dim."""
+  config: VisionConfig
 
   @nn.compact
   def __call__(self, images: jax.Array, *, prompts: jax.Array | None = None,
@@ -93,8 +130,11 @@ class VisionTransformer(nn.Module):
     Returns:
       [B, E] projected, unnormalised CLS embedding (and tokens if asked).
     """
-    cfg, vc = self.config, self.config.vision
-    dtype = cfg.compute_dtype
+    vc = self.config
+    if not isinstance(vc, VisionConfig):
+      raise TypeError(f"VisionTransformer takes a VisionConfig (a CLIPConfig's "
+                      f".vision), got {type(vc).__name__}")
+    dtype = vc.compute_dtype
     batch = images.shape[0]
     if images.ndim != 4 or images.shape[1:] != (vc.image_size,
                                                 vc.image_size, 3):
@@ -144,20 +184,20 @@ class VisionTransformer(nn.Module):
     if prompts is not None:
       x = jnp.concatenate([x, prompts.astype(x.dtype)], axis=1)
 
-    x = layers.layer_norm(cfg.layer_norm_eps, dtype, "ln_pre")(x)
-    block = layers.block_class(cfg.remat)
+    x = layers.layer_norm(vc.layer_norm_eps, dtype, "ln_pre")(x)
+    block = layers.block_class(vc.remat)
     for i in range(vc.layers):
       if deep_prompts is not None:
         x = x.at[:, -num_prompts:].set(deep_prompts[:, i].astype(x.dtype))
-      x = block(vc.heads, vc.mlp_dim, causal=False, activation=cfg.activation,
-                layer_norm_eps=cfg.layer_norm_eps, dtype=dtype,
+      x = block(vc.heads, vc.mlp_dim, causal=False, activation=vc.activation,
+                layer_norm_eps=vc.layer_norm_eps, dtype=dtype,
                 name=f"block_{i}")(x)
     tokens = constrain(x, ("batch", "length", "embed"))
 
-    pooled = layers.layer_norm(cfg.layer_norm_eps, dtype, "ln_post")(
+    pooled = layers.layer_norm(vc.layer_norm_eps, dtype, "ln_post")(
         tokens[:, 0])
     proj = self.param("proj", param_with_axes(
         nn.initializers.normal(stddev=scale), ("embed", "joint")),
-                      (vc.width, cfg.embed_dim))
+                      (vc.width, vc.embed_dim))
     out = pooled @ proj.astype(pooled.dtype)
     return (out, tokens) if return_tokens else out
