@@ -135,17 +135,18 @@ def value_loss(values: Array, returns: Array) -> Array:
   return 0.5 * jnp.mean(jnp.square(values - jax.lax.stop_gradient(returns)))
 
 
-def ppo_epochs(params: Any, rollout: Mapping[str, Array],
+def ppo_update(params: Any, opt_state: Any, rollout: Mapping[str, Array],
                loss_fn: Callable[[Any, Mapping[str, Array]], tuple[Array, dict[str, Array]]],
                tx: optax.GradientTransformation, *, epochs: int, num_minibatches: int,
-               rng: Array) -> tuple[Any, dict[str, Array]]:
+               rng: Array) -> tuple[Any, Any, dict[str, Array]]:
   """Several epochs of minibatch updates over one batch of episodes (PPO's inner loop).
 
   `rollout` holds arrays with a leading episode axis (divisible by
   `num_minibatches`); each epoch visits them in a fresh random order.
-  `loss_fn(params, minibatch) -> (loss, aux)`. A fresh `tx` state is made for
-  this batch. Returns the updated params and the mean of loss and aux over
-  all updates.
+  `loss_fn(params, minibatch) -> (loss, aux)`. `opt_state` is `tx`'s state,
+  carried from the previous batch (the caller keeps it across batches).
+  Returns the updated params and optimizer state, and the mean of loss and
+  aux over all epochs x num_minibatches updates.
   """
   rollout = {k: jnp.asarray(v) for k, v in rollout.items()}
   sizes = {k: v.shape[0] for k, v in rollout.items()}
@@ -158,10 +159,10 @@ def ppo_epochs(params: Any, rollout: Mapping[str, Array],
   grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
 
   def update(carry, minibatch):
-    p, opt_state = carry
+    p, state = carry
     (loss, aux), grads = grad_fn(p, minibatch)
-    updates, opt_state = tx.update(grads, opt_state, p)
-    return (optax.apply_updates(p, updates), opt_state), {"loss": loss, **aux}
+    updates, state = tx.update(grads, state, p)
+    return (optax.apply_updates(p, updates), state), {"loss": loss, **aux}
 
   def epoch(carry, key):
     order = jax.random.permutation(key, n)
@@ -169,8 +170,18 @@ def ppo_epochs(params: Any, rollout: Mapping[str, Array],
                 for k, v in rollout.items()}
     return jax.lax.scan(update, carry, shuffled)
 
-  (params, _), metrics = jax.lax.scan(epoch, (params, tx.init(params)), jax.random.split(rng, epochs))
-  return params, jax.tree.map(jnp.mean, metrics)
+  (params, opt_state), metrics = jax.lax.scan(epoch, (params, opt_state), jax.random.split(rng, epochs))
+  return params, opt_state, jax.tree.map(jnp.mean, metrics)
+
+
+def ppo_epochs(params: Any, rollout: Mapping[str, Array],
+               loss_fn: Callable[[Any, Mapping[str, Array]], tuple[Array, dict[str, Array]]],
+               tx: optax.GradientTransformation, *, epochs: int, num_minibatches: int,
+               rng: Array) -> tuple[Any, dict[str, Array]]:
+  """`ppo_update` with a fresh `tx` state for this batch: (params, mean metrics)."""
+  params, _, metrics = ppo_update(params, tx.init(params), rollout, loss_fn, tx, epochs=epochs,
+                                  num_minibatches=num_minibatches, rng=rng)
+  return params, metrics
 
 
 def check_reward(name: str) -> None:
@@ -181,4 +192,4 @@ def check_reward(name: str) -> None:
 
 __all__ = ["LOCAL_REWARDS", "check_reward", "discounted_returns", "gae", "gaussian_entropy",
            "gaussian_log_prob", "global_reward", "local_reward", "normalize", "policy_gradient_loss",
-           "ppo_clip_loss", "ppo_epochs", "retrieval_ranks", "value_loss"]
+           "ppo_clip_loss", "ppo_epochs", "ppo_update", "retrieval_ranks", "value_loss"]

@@ -145,3 +145,106 @@ def test_ppo_improves_a_gaussian_bandit_more_per_batch_than_one_pg_step():
       num_minibatches=1, rng=jax.random.key(1))
   assert 0.0 < float(pg["mean"][0]) < float(ppo["mean"][0]) < 2.0
   assert float(metrics["clip_fraction"]) > 0.0  # the trust region was reached
+
+
+def test_ppo_update_carries_the_optimizer_state_and_ppo_epochs_restarts_it():
+  rollout = {"x": jnp.arange(8.0).reshape(8, 1)}
+  loss_fn = lambda p, b: (jnp.mean(jnp.square(p["theta"] - b["x"][:, 0])), {})
+  params, tx = {"theta": jnp.float32(0.0)}, optax.adam(0.1)
+  p1, s1, _ = rl.ppo_update(params, tx.init(params), rollout, loss_fn, tx, epochs=2, num_minibatches=2,
+                            rng=jax.random.key(0))
+  assert int(s1[0].count) == 4  # epochs x minibatches updates
+  p2, s2, _ = rl.ppo_update(p1, s1, rollout, loss_fn, tx, epochs=2, num_minibatches=2, rng=jax.random.key(1))
+  assert int(s2[0].count) == 8
+  fresh, _ = rl.ppo_epochs(p1, rollout, loss_fn, tx, epochs=2, num_minibatches=2, rng=jax.random.key(1))
+  assert float(fresh["theta"]) != float(p2["theta"])  # Adam's moments matter: carrying them is a change
+
+
+# --- PPO in the training loop: the task's own update, one optimizer state across batches -----------
+
+LEVELS, DIM, PHOTOS = 5, 8, 24
+
+
+def _level_data(seed, sketches):
+  from sgvu.tasks import on_the_fly
+  rng = np.random.default_rng(seed)
+  photos = rng.normal(size=(PHOTOS, DIM)).astype(np.float32)
+  photos /= np.linalg.norm(photos, axis=1, keepdims=True)
+  targets = rng.integers(PHOTOS, size=sketches).astype(np.int32)
+  noise = np.linspace(1.2, 0.2, LEVELS)[None, :, None]
+  features = photos[targets][:, None] + noise * rng.normal(size=(sketches, LEVELS, DIM)) / np.sqrt(DIM)
+  return on_the_fly.LevelData(features.astype(np.float32), targets, photos, np.zeros(PHOTOS, np.int32))
+
+
+def _policy_task(method, num_devices):
+  from experiments import on_the_fly as otf_config
+  from sgvu.tasks import on_the_fly
+  config = otf_config.get_config("small")
+  config.fg.embed_dim = DIM
+  config.rl.tau_photos = 16
+  t = config.rl_train
+  t.batch_size, t.num_steps, t.sharding.num_devices = 16, 2, num_devices
+  t.optim.lr = 1e-2
+  rng = np.random.default_rng(3)
+  head = {"proj/kernel": (np.eye(DIM) + 0.9 * rng.normal(size=(DIM, DIM))).astype(np.float32),
+          "proj/bias": np.zeros(DIM, np.float32)}
+  task = on_the_fly.PolicyTask(config, on_the_fly.METHODS[method], _level_data(0, 64), _level_data(1, 16), head)
+  return config, task, on_the_fly.method_train_config(config, task.method)
+
+
+def _counts(opt_state):
+  return sorted({int(x) for p, x in jax.tree_util.tree_flatten_with_path(opt_state)[0]
+                 if "count" in jax.tree_util.keystr(p)})
+
+
+def test_ppo_row_update_is_ppo_epochs_with_a_carried_optimizer_state_on_1_and_8_devices():
+  from sgvu import sharding, train
+  results = []
+  for devices in (1, 8):
+    config, task, tc = _policy_task("ppo", devices)
+    assert tc.optim.to_dict() == config.rl_train.optim.to_dict()  # no SGD-at-lr-1 stand-in any more
+    setup = train.build(task, tc)
+    state = train.initial_state(task, setup, 0)
+    r = config.rl
+    per_step = r.ppo_epochs * r.num_minibatches
+    params, frozen = jax.device_get(state.params), jax.device_get(state.frozen)
+    opt_state = setup.tx.init(params)
+    surrogate = lambda p, b: task.surrogate(train.merge_params(p, frozen), b)
+    batches = task.train_iterator(16, tc.seed)
+    for t in range(2):
+      batch = next(batches)
+      k_roll, k_epochs = jax.random.split(jax.random.fold_in(jax.random.key(tc.seed + 1), t))  # the loop's keys
+      episodes, _ = task.rollout(train.merge_params(params, frozen), batch, k_roll)
+      if t == 1:  # what the old loss did: a fresh optimizer state for every batch
+        restarted, _ = rl.ppo_epochs(params, episodes, surrogate, setup.tx, epochs=r.ppo_epochs,
+                                     num_minibatches=r.num_minibatches, rng=k_epochs)
+      params, opt_state, expected = rl.ppo_update(params, opt_state, episodes, surrogate, setup.tx,
+                                                  epochs=r.ppo_epochs, num_minibatches=r.num_minibatches,
+                                                  rng=k_epochs)
+      with jax.set_mesh(setup.mesh):
+        state, metrics = setup.step(state, sharding.to_global(batch, setup.batch_sharding))
+      got = jax.device_get(state.params)
+      jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=2e-5), got, params)
+      # The logged loss is the clipped surrogate itself, averaged over the step's updates.
+      np.testing.assert_allclose(float(metrics["loss"]), float(expected["loss"]), rtol=1e-4, atol=1e-6)
+      assert float(metrics["approx_kl"]) > 0 and "grad_norm" not in metrics
+      assert _counts(state.opt_state) == [(t + 1) * per_step]  # one state, carried across batches
+    diff = jax.tree.map(lambda a, b: float(np.max(np.abs(a - b))), params, restarted)
+    assert max(jax.tree.leaves(diff)) > 1e-4  # carrying the state is not a no-op
+    results.append(got)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=2e-5), results[0], results[1])
+
+
+def test_vanilla_pg_stays_an_ordinary_loss():
+  _, task, tc = _policy_task("vanilla-pg", 1)
+  assert task.make_update(optax.sgd(0.1)) is None
+  assert "grad_norm" in _step_metrics(task, tc)
+
+
+def _step_metrics(task, tc):
+  from sgvu import sharding, train
+  setup = train.build(task, tc)
+  state = train.initial_state(task, setup, 0)
+  with jax.set_mesh(setup.mesh):
+    _, metrics = setup.step(state, sharding.to_global(next(task.train_iterator(16, 0)), setup.batch_sharding))
+  return metrics

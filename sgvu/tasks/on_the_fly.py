@@ -146,11 +146,6 @@ class PolicyTask(_FeatureTask):
     super().__init__(*args, **kwargs)
     c, r = self.config.fg, self.config.rl
     self.model = GaussianPolicy(c.embed_dim, c.head_hidden, init_log_std=r.init_log_std, critic=self.method.critic)
-    self.inner_tx = None
-    if self.method.algorithm == "ppo":
-      self.inner_tx = optim.make_optimizer(
-          self.config.rl_train.optim, jax.eval_shape(self.init_params, jax.random.key(0)),
-          total_steps=r.ppo_epochs * r.num_minibatches)
 
   def init_params(self, rng):
     return self.model.init(rng, jnp.zeros((1, self.train_data.features.shape[-1])))["params"]
@@ -223,26 +218,41 @@ class PolicyTask(_FeatureTask):
     return loss, aux
 
   def loss_fn(self, params, batch, rng):
-    k_roll, k_epochs = jax.random.split(rng)
+    """Vanilla policy gradient: one gradient step of the surrogate per batch of episodes."""
+    k_roll, _ = jax.random.split(rng)  # the same split as PPO's update
     episodes, aux = self.rollout(params, batch, k_roll)
-    if self.method.algorithm == "pg":
-      loss, extra = self.surrogate(params, episodes)
-      return loss, {**aux, **extra}
+    loss, extra = self.surrogate(params, episodes)
+    return loss, {**aux, **extra}
+
+  def make_optimizer(self, config, params, *, total_steps):
+    """PPO applies the optimizer epochs x minibatches times per step: its schedule spans all of them."""
+    if self.method.algorithm == "ppo":
+      total_steps *= self.config.rl.ppo_epochs * self.config.rl.num_minibatches
+    return optim.make_optimizer(config, params, total_steps=total_steps)
+
+  def make_update(self, tx):
+    """PPO: a step collects a batch of episodes with the current policy and runs the clipped epochs
+    with `tx`, whose state the loop carries across batches; logs the mean clipped surrogate as loss."""
+    if self.method.algorithm != "ppo":
+      return None  # vanilla PG: the loop's gradient step of loss_fn
     r = self.config.rl
-    new_params, extra = rl.ppo_epochs(jax.lax.stop_gradient(params), episodes, self.surrogate, self.inner_tx,
-                                      epochs=r.ppo_epochs, num_minibatches=r.num_minibatches, rng=k_epochs)
-    step = jax.tree.map(lambda p, q: jnp.sum(jnp.square(p - jax.lax.stop_gradient(q))), params, new_params)
-    extra = {("surrogate" if k == "loss" else k): v for k, v in extra.items()}
-    return 0.5 * sum(jax.tree.leaves(step)), {**aux, **extra}
+
+    def update(params, frozen, opt_state, batch, rng):
+      k_roll, k_epochs = jax.random.split(rng)
+      episodes, aux = self.rollout(train.merge_params(params, frozen), batch, k_roll)
+      surrogate = lambda p, minibatch: self.surrogate(train.merge_params(p, frozen), minibatch)
+      params, opt_state, extra = rl.ppo_update(params, opt_state, episodes, surrogate, tx, epochs=r.ppo_epochs,
+                                               num_minibatches=r.num_minibatches, rng=k_epochs)
+      return params, opt_state, {**aux, **extra}
+
+    return update
 
 
 def method_train_config(config: ml_collections.ConfigDict, method: Method) -> ml_collections.ConfigDict:
-  """The loop's config of a row. PPO: SGD at lr 1 applies each step's PPO iteration (rl_train.optim runs inside)."""
+  """The loop's config of a row: head_train for heads, rl_train for policies (PPO included: its
+  rl_train.optim state is carried across batches by the loop, see PolicyTask.make_update)."""
   base = config.head_train if method.kind == "head" else config.rl_train
-  c = ml_collections.ConfigDict(base.to_dict())
-  if method.kind == "policy" and method.algorithm == "ppo":
-    c.optim = configs.optim_config(name="sgd", lr=1.0, momentum=0.0)
-  return c
+  return ml_collections.ConfigDict(base.to_dict())
 
 
 
