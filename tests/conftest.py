@@ -1,6 +1,7 @@
-"""Test-session set-up: 8 fake CPU devices (for sharding tests) and parsed absl flags.
+"""Test-session set-up: 8 fake CPU devices (for sharding tests), parsed absl flags, and a persistent
+compilation cache, so that a second run of the suite skips the XLA compiles of the first.
 
-Both must happen before JAX initialises its backend, hence here.
+All must happen before JAX initialises its backend, hence here.
 """
 
 import os
@@ -10,7 +11,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from absl import flags  # noqa: E402
 
+from sgvu import compile_cache  # noqa: E402
+
 # grain's worker processes read absl flags; under pytest nobody parses them.
 if not flags.FLAGS.is_parsed():
   flags.FLAGS.mark_as_parsed()
 
+# Apart from the user's runs (other XLA flags, 8 devices): $SGVU_CACHE/xla-tests or ~/.cache/sgvu/xla-tests.
+# SGVU_COMPILE_CACHE=0 turns it off.
+compile_cache.enable(os.path.join(os.path.dirname(compile_cache.default_directory()), "xla-tests"))

@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -88,12 +89,62 @@ def test_bad_settings_fail_before_compute(tmp_path, change, message):
   assert not (tmp_path / "results.json").exists()
 
 
-def test_misspelt_override_and_variant_fail_at_the_command_line(tmp_path):
-  env = dict(os.environ, JAX_PLATFORMS="cpu")
-  r = subprocess.run([sys.executable, "-m", "sgvu.main", "--config=experiments/zs_sbir.py:small",
-                      "--config.zs_train.num_stpes=3", f"--workdir={tmp_path}"], cwd=ROOT, env=env,
-                     capture_output=True, text=True, timeout=120)
-  assert r.returncode != 0 and "num_stpes" in r.stderr
-  r = subprocess.run([sys.executable, "-m", "sgvu.main", "--config=experiments/zs_sbir.py:smal",
-                      f"--workdir={tmp_path}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-  assert r.returncode != 0 and "smal" in r.stderr and "small" in r.stderr
+def _main(args, tmp_path, **kw):
+  env = dict(os.environ, JAX_PLATFORMS="cpu", SGVU_CACHE=str(tmp_path / "cache"))
+  return subprocess.run([sys.executable, "-m", "sgvu.main", *args], cwd=ROOT, env=env, capture_output=True,
+                        text=True, timeout=180, **kw)
+
+
+def _one_error_line(r, prefix="error: "):
+  lines = [l for l in r.stderr.splitlines() if l.strip()]
+  assert "Traceback" not in r.stderr and len(lines) == 1 and lines[0].startswith(prefix), r.stderr[-3000:]
+  return lines[0]
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--config=experiments/zs_sbir.py:small", "--config.zs_train.num_stpes=3"], "'num_stpes'"),
+    (["--config=experiments/zs_sbir.py:small", "--config.pretrain.num_steps=3"], "'pretrain'"),
+    (["--config=experiments/zs_sbir.py:smal"], "unknown variant 'smal'; valid: '' (the full run) or 'small'"),
+    (["--config=experiments/zs_sbir_sketchy.py:tiny"], "unknown variant 'tiny'"),
+    (["--config=experiments/zs_sbri.py"], "experiments/zs_sbri.py"),
+    (["--config=experiments/zs_sbir.py:small", "--config.methods=('ours','oursx')"], "oursx"),
+    (["--config=experiments/zs_sbir.py:small", "--config.model.clip_init=hf:/nonexistent"], "/nonexistent"),
+    (["--config=experiments/zs_sbir.py:small", "--config.zs_train.num_steps=four"], "num_steps=four"),
+    (["--config=experiments/clip_pretrain.py:small", "--workdir={file}/x"], "--workdir="),
+    ([], "--config"),
+])
+def test_user_mistakes_end_in_one_line(tmp_path, args, expected):
+  (tmp_path / "file").write_text("not a directory")
+  args = [a.format(file=tmp_path / "file") for a in args]
+  if not any(a.startswith("--workdir") for a in args):
+    args.append(f"--workdir={tmp_path / 'wd'}")
+  r = _main(args, tmp_path)
+  assert r.returncode == 2 and expected in _one_error_line(r), r.stderr[-3000:]
+  assert not (tmp_path / "wd" / "results.json").exists()
+
+
+def test_verbose_shows_the_traceback(tmp_path):
+  r = _main(["--config=experiments/zs_sbir.py:small", "--config.methods=('oursx',)", "--verbose",
+             f"--workdir={tmp_path}"], tmp_path)
+  assert r.returncode == 1 and "Traceback" in r.stderr and "oursx" in r.stderr.splitlines()[-1]
+
+
+def test_ctrl_c_ends_in_one_line(tmp_path):
+  env = dict(os.environ, JAX_PLATFORMS="cpu", SGVU_CACHE=str(tmp_path / "cache"))
+  proc = subprocess.Popen([sys.executable, "-m", "sgvu.main", "--config=experiments/clip_pretrain.py:small",
+                           f"--workdir={tmp_path / 'wd'}"], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+  for line in proc.stderr:  # the run is under way (past the imports) once it names its workdir
+    if "workdir:" in line:
+      break
+  proc.send_signal(signal.SIGINT)
+  err = proc.stderr.read()
+  assert proc.wait(timeout=180) == 130
+  lines = [l for l in err.splitlines() if l.strip()]
+  assert "Traceback" not in err and lines[-1].startswith("stopped: "), err[-3000:]
+
+
+def test_embed_missing_clip_is_one_line(tmp_path):
+  r = subprocess.run([sys.executable, "-m", "sgvu.tools.embed", "--clip", "/nonexistent", "--texts", "a shoe",
+                      "--out", str(tmp_path / "e.npz")], cwd=tmp_path, env=dict(os.environ, JAX_PLATFORMS="cpu"),
+                     capture_output=True, text=True, timeout=180)
+  assert r.returncode == 2 and "/nonexistent" in _one_error_line(r)

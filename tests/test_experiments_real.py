@@ -33,13 +33,6 @@ def clip_dir(tmp_path_factory):
   return hf_fixtures.write_hf_clip(str(tmp_path_factory.mktemp("hf_clip")), width=WIDTH, layers=LAYERS)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def compilation_cache(tmp_path_factory):
-  """The four runs compile the same encoders and init: a persistent cache halves the file's time."""
-  with hf_fixtures.persistent_compilation_cache(str(tmp_path_factory.mktemp("jax_cache"))):
-    yield
-
-
 # name -> (writer of the tiny copy, unseen classes it holds, seen classes it holds).
 DATASETS = {
     "zs_sbir_sketchy": (fixtures_data.write_sketchy, {"bat", "cow"},

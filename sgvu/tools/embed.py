@@ -18,7 +18,7 @@ from typing import Sequence
 import jax
 import numpy as np
 
-from sgvu import clip_io, preprocess, tokenizers
+from sgvu import clip_io, compile_cache, preprocess, tokenizers
 from sgvu.models.clip import CLIP
 
 
@@ -96,8 +96,13 @@ def main(argv: Sequence[str] | None = None) -> int:
   args = parser.parse_args(argv)
   if not args.images and not args.texts:
     parser.error("give --images and/or --texts")
-  embedder = Embedder(args.clip, batch_size=args.batch_size,
-                      precision=args.precision)
+  compile_cache.enable()
+  try:
+    embedder = Embedder(args.clip, batch_size=args.batch_size,
+                        precision=args.precision)
+  except (FileNotFoundError, NotADirectoryError, ValueError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
   try:
     image_embeds = embedder.embed_images(args.images)
   except preprocess.ImageError as e:

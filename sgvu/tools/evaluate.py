@@ -21,6 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
+from sgvu import compile_cache
 from sgvu.metrics import retrieval
 
 _RELEVANCE_KEYS = {"labels": ("query_labels", "gallery_labels"), "targets": ("query_targets",)}
@@ -99,6 +100,7 @@ def evaluate(path: str, ks: Sequence[int] = retrieval.DEFAULT_KS, relevance: str
 
 def main(argv: Sequence[str] | None = None) -> int:
   args = build_parser().parse_args(argv)
+  compile_cache.enable()
   try:
     with warnings.catch_warnings(record=True) as caught:
       warnings.simplefilter("always", retrieval.NoRelevantWarning)
