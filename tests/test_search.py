@@ -1,427 +1,306 @@
-"""python -m sgvu.tools.search on workdirs of `experiments/zs_sbir.py:small` and `experiments/on_the_fly.py:small`.
+"""python -m sgvu.tools.search on exported bundles (sgvu.export), built here from tiny untrained models.
 
-The oracle is the experiment itself: querying with the test sketches (as
-QuickDraw-format stroke files) must give back the mAP that the zs_sbir run
-wrote to results.json, and the embeddings that the on-the-fly run computed
-at every completion level, which only holds if the tool restores the trained
-parameters, embeds the right gallery and renders a sketch as training did.
-
-The zs_sbir run uses a tiny random transformers CLIP (`model.clip_init=hf:`) instead
-of pretraining the SynthSketch CLIP: that would cost minutes here, and the
-tool's lookup of the pretrained-CLIP cache is tested on its own below.
+Two workdirs in the runner's layout (W/config.json, W/results.json,
+W/<slug(method)>/seed<k>/bundle): a zs_sbir-like one (a prompted ViT; rows
+'random' without a bundle, 'frozen', 'ours') and an on_the_fly-like one whose
+query model has one head per completion level (B1, B4, ppo). The oracle is a
+direct cosine top-k on the bundle's own embeddings. A real workdir end to end
+is in tests/test_experiments.py.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
+import shutil
+import subprocess
+import sys
 
-import chex
-import hf_fixtures
-import ml_collections
+import flax.linen as nn
+import jax
 import numpy as np
 import pytest
 from PIL import Image
 
-from experiments import on_the_fly as otf_config
-from sgvu import main as sgvu_main
-from sgvu import metrics, train, viz
-from sgvu.data import pipeline, strokes as strokes_lib
-from sgvu.tasks import clip_pretrain, common, fg_sbir, on_the_fly
+from sgvu import export, viz
+from sgvu.data import configured, pipeline, sketch_files, strokes as strokes_lib
+from sgvu.models import get_preset
+from sgvu.models.fg_sbir import FGSBIRModel
+from sgvu.models.heads import LevelHeads
+from sgvu.models.level_query import LevelQuery
+from sgvu.models.prompted import PromptedImageEncoder
 from sgvu.tools import search
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-METHODS = ("frozen", "ours")
+CATEGORIES = ["airplane", "anchor", "door", "guitar", "helicopter"]  # 2 seen, 3 unseen (the test split)
+DATA = {"dataset": "synth", "synth_seed": 0, "photos_per_category": 2, "sketches_per_photo": 1,
+        "materialize": False, "strict": True, "source_options": {"protocol": "zero_shot", "categories": CATEGORIES}}
+SIZE = 32
+LEVELS = 4
 
 
-def small_config():
-  spec = importlib.util.spec_from_file_location("zs_sbir_config", os.path.join(ROOT, "experiments", "zs_sbir.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config("small")
+def _source():
+  data = dict(DATA)
+  return configured.source_from_config(data, materialize=False, **data.pop("source_options"))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def compilation_cache(tmp_path_factory):
-  """The tool compiles the encoders the run compiled: reuse them."""
-  with hf_fixtures.persistent_compilation_cache(str(tmp_path_factory.mktemp("jax_cache"))):
-    yield
+def _random_params(model, *args, method=None, seed=0):
+  """Parameters of model's shapes without running its init (compiling init costs more than the whole test)."""
+  shapes = jax.eval_shape(lambda: nn.unbox(model.init(jax.random.key(0), *args, method=method)["params"]))
+  rng = np.random.default_rng(seed)
+
+  def leaf(path, s):
+    name = path[-1].key
+    if name in ("scale", "bias"):
+      return np.full(s.shape, 1.0 if name == "scale" else 0.0, np.float32)
+    fan_in = int(np.prod(s.shape[:-1])) if len(s.shape) > 1 else 1
+    return (rng.standard_normal(s.shape) / np.sqrt(fan_in)).astype(np.float32)
+  return jax.tree_util.tree_map_with_path(leaf, shapes)
+
+
+def _saver(directory, model, params, query, gallery):
+  """save(directory, method): a bundle as the tasks export one, the test photos embedded by its gallery branch."""
+  source = _source()
+  split = source.split("test")
+  keys = np.asarray([p.key for p in split.photos])
+  labels = np.asarray([p.label for p in split.photos])
+  meta = {"experiment": "toy", "task": "toy", "method": "?", "seed": 0, "step": 3, "image_size": SIZE,
+          "query": query, "gallery": gallery, "data": DATA, "split": "test", "categories": list(source.categories)}
+  placeholder = export.Gallery(np.zeros((len(keys), 1), np.float32), labels, np.arange(len(keys)), keys)
+  export.save(directory, model=model, params=params, meta=meta, gallery=placeholder)
+  photos = np.stack([pipeline.load_photo(source, p, SIZE) for p in split.photos])
+  embeds = export.load(directory).embed_photos(photos, batch_size=8)
+  shutil.rmtree(directory)
+
+  def save(row_bundle, method):
+    export.save(row_bundle, model=model, params=params, meta={**meta, "method": method},
+                gallery=export.Gallery(embeds, labels, np.arange(len(keys)), keys))
+  return save
+
+
+def _workdir(root, config, rows, bundles):
+  os.makedirs(root)
+  with open(os.path.join(root, "config.json"), "w") as f:
+    json.dump(config, f)
+  with open(os.path.join(root, "results.json"), "w") as f:
+    json.dump({"rows": [{"method": m, "split": "test", "seeds": 1} for m in rows]}, f)
+  for method, save in bundles.items():
+    save(os.path.join(root, method, "seed0", export.BUNDLE_DIR), method)
+  return str(root)
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory, compilation_cache):
-  config = small_config()
-  config.methods = METHODS
-  config.model.clip_init = "hf:" + hf_fixtures.write_hf_clip(str(tmp_path_factory.mktemp("hf_clip")), layers=1)
-  w = str(tmp_path_factory.mktemp("zs_sbir_small"))
-  sgvu_main.run(config, w)
-  return w
+def zs_workdir(tmp_path_factory):
+  model = PromptedImageEncoder(get_preset("tiny").vision, prompts="shallow", num_prompts=2)
+  x = np.zeros((1, SIZE, SIZE, 3), np.float32)
+  spec = dict(query={"method": "__call__", "kwargs": {"modality": "sketch"}, "levels": 0},
+              gallery={"method": "__call__", "kwargs": {"modality": "photo"}})
+  tmp = tmp_path_factory.mktemp("zs")
+  saves = {m: _saver(str(tmp / m), model, _random_params(model, x, x, method=PromptedImageEncoder.encode_both,
+                                                          seed=i), **spec)
+           for i, m in enumerate(("frozen", "ours"))}
+  return _workdir(tmp / "w", {"task": "zs_sbir", "methods": ["random", "frozen", "ours"], "grid_method": "ours"},
+                  ["random", "frozen", "ours"], saves)
 
 
-def test_finds_the_pretrained_synth_clip_of_a_workdir(tmp_path, monkeypatch):
-  config = small_config()
-  # config.json (tuples -> lists) must lead to the cache entry the run trained.
-  saved = ml_collections.ConfigDict(json.loads(config.to_json_best_effort()))
-  monkeypatch.setenv("SGVU_CACHE", str(tmp_path))
-  directory = clip_pretrain.cache_directory(config.clip_train)
-  assert clip_pretrain.cache_directory(saved.clip_train) == directory
-  with pytest.raises(search.SearchError, match="SGVU_CACHE") as e:
-    search.clip_spec(saved)
-  assert directory in str(e.value)
-  os.makedirs(directory)
-  open(os.path.join(directory, clip_pretrain.DONE_FILE), "w").close()
-  assert search.clip_spec(saved) == os.path.join(directory, "clip")
-  saved.model.clip_init = "hf:/my/clip"
-  assert search.clip_spec(saved) == "hf:/my/clip"
+def _level_model():
+  return LevelQuery(FGSBIRModel(encoder="cnn", cnn_widths=(8, 16), feature_dim=16, embed_dim=8),
+                    LevelHeads(dim=8, levels=LEVELS))
 
 
 @pytest.fixture(scope="module")
-def searchers(workdir):
-  return {m: search.Searcher(workdir, m) for m in METHODS}
+def otf_workdir(tmp_path_factory):
+  model = _level_model()
+  x, lv = np.zeros((1, SIZE, SIZE, 3), np.float32), np.zeros((1,), np.int32)
+  params = _random_params(model, x, lv, method=lambda m, x, lv: (m(x, lv), m.embed_photos(x)))
+  tmp = tmp_path_factory.mktemp("otf")
+  save = _saver(str(tmp / "b"), model, params, query={"method": "__call__", "kwargs": {}, "levels": LEVELS},
+                gallery={"method": "embed_photos", "kwargs": {}})
+  return _workdir(tmp / "w", {"task": "on_the_fly", "methods": ["B4", "ppo"]}, ["B4", "ppo"],
+                  {"B1": save, "B4": save, "ppo": save})
 
 
 @pytest.fixture(scope="module")
-def test_sketches(searchers, tmp_path_factory):
-  """Every test sketch of the run's source as a .json stroke file, with its label."""
-  source = searchers["frozen"].task.source
-  folder = tmp_path_factory.mktemp("queries")
+def sketch_paths(tmp_path_factory):
+  """Every test sketch as a QuickDraw .json record, and the first also as an .ndjson line and a PNG."""
+  folder = tmp_path_factory.mktemp("sketches")
+  source = _source()
+  split = source.split("test")
   paths, labels = [], []
-  for i, item in enumerate(source.split("test").sketches):
-    path = str(folder / f"q{i}.json")
-    with open(path, "w") as f:
-      json.dump({"word": source.categories[item.label],
-                 "drawing": strokes_lib.to_quickdraw(source.load_sketch(item).strokes, as_int=False)}, f)
-    paths.append(path)
-    labels.append(item.label)
-  return paths, np.asarray(labels)
-
-
-def _results(workdir):
-  with open(os.path.join(workdir, "results.json")) as f:
-    return {r["method"]: r for r in json.load(f)["rows"]}
-
-
-@pytest.mark.parametrize("method", METHODS)
-def test_queries_reproduce_the_runs_map(workdir, searchers, test_sketches, method):
-  paths, labels = test_sketches
-  searcher = searchers[method]
-  queries = np.stack([search.load_query(p, searcher.image_size) for p in paths])
-  q = searcher.embed_sketches(queries)
-  g, gl, gi = searcher.gallery
-  chex.assert_shape(q, (len(paths), searcher.task.clip_cfg.embed_dim))
-  chex.assert_shape(g, (len(searcher.split.photos), q.shape[1]))
-  got = metrics.retrieval_metrics(q, labels, g, gl, ks=(100, 200))
-  want = _results(workdir)[method]
-  for key in ("mAP@all", "mAP@200", "P@100"):
-    assert got[key] == pytest.approx(want[key], abs=1e-5), key
-  # The ranked hits are the gallery's order by cosine similarity.
-  hits = searcher.search(queries[:4], top=5)
-  idx, scores = metrics.topk(q[:4], g, 5)
-  assert [[h["gallery_row"] for h in row] for row in hits] == idx.tolist()
-  assert [h["rank"] for h in hits[0]] == [1, 2, 3, 4, 5]
-  np.testing.assert_allclose([[h["score"] for h in row] for row in hits], scores, rtol=1e-5, atol=1e-6)
-  assert all(h["category"] == searcher.task.source.categories[gl[h["gallery_row"]]] for h in hits[0])
-
-
-def test_trained_params_not_the_pretrained(workdir, searchers, test_sketches):
-  paths, _ = test_sketches
-  frozen, ours = searchers["frozen"], searchers["ours"]
-  assert search.Searcher(workdir).method == "ours" == ours.config.grid_method  # the default
-  assert frozen.step == search.PRETRAINED_STEP
-  assert ours.step == ours.config.zs_train.num_steps == sorted(map(int, os.listdir(f"{workdir}/ours/checkpoints")))[-1]
-  queries = np.stack([search.load_query(p, ours.image_size) for p in paths[:4]])
-  assert np.abs(ours.embed_sketches(queries) - frozen.embed_sketches(queries)).max() > 1e-3
-
-
-def test_gallery_cache_is_keyed_by_step(workdir, monkeypatch):
-  path = os.path.join(workdir, "ours", search.GALLERY_FILE)
-  first = search.Searcher(workdir).gallery
-  steps = search.Searcher(workdir).step
-  with np.load(path) as z:
-    assert int(z["step"]) == steps and z["embeds"].shape == first[0].shape
-
-  def no_embedding(*args, **kwargs):
-    raise AssertionError("embedded the gallery again")
-  with monkeypatch.context() as m:
-    m.setattr(common, "embed_split", no_embedding)
-    np.testing.assert_array_equal(search.Searcher(workdir).gallery[0], first[0])
-
-  with np.load(path) as z:  # as if it were written for an older checkpoint
-    stale = {k: z[k] for k in z.files}
-  stale.update(step=np.asarray(steps - 1), embeds=np.zeros_like(stale["embeds"]))
-  np.savez(path, **stale)
-  again = search.Searcher(workdir).gallery
-  np.testing.assert_allclose(again[0], first[0], atol=1e-6)
-  with np.load(path) as z:
-    assert int(z["step"]) == steps
-    stale = {k: z[k] for k in z.files}
-  # As if the dataset copy had gained photos since.
-  stale.update(num_photos=stale["num_photos"] + 1, embeds=np.zeros_like(stale["embeds"]))
-  np.savez(path, **stale)
-  np.testing.assert_allclose(search.Searcher(workdir).gallery[0], first[0], atol=1e-6)
-
-
-def _sketch_png(path, strokes, size=256):
-  Image.fromarray(strokes_lib.render_strokes(strokes, size)).save(path)
-  return str(path)
-
-
-def test_cli_png_and_ndjson(workdir, test_sketches, tmp_path, capsys):
-  paths, labels = test_sketches
+  for i, item in enumerate(split.sketches):
+    drawing = strokes_lib.to_quickdraw(source.load_sketch(item).strokes)
+    paths.append(str(folder / f"s{i}.json"))
+    with open(paths[-1], "w") as f:
+      json.dump({"word": source.categories[item.label], "drawing": drawing}, f)
+    labels.append(source.categories[item.label])
   with open(paths[0]) as f:
     record = json.load(f)
-  png = _sketch_png(tmp_path / "my.png", strokes_lib.from_quickdraw(record["drawing"]))
-  ndjson = tmp_path / "sketches.ndjson"
-  raw = {"word": "x", "drawing": [[[10, 900, 400], [30, 50, 700]]]}  # raw QuickDraw: screen pixels
-  ndjson.write_text(json.dumps(record) + "\n\n" + json.dumps(raw) + "\n")
+  ndjson = folder / "two.ndjson"
+  ndjson.write_text("\n" + json.dumps({"drawing": [[[1, 2], [3, 4]]]}) + "\n" + json.dumps(record) + "\n")
+  png = str(folder / "s0.png")
+  Image.fromarray(strokes_lib.render_strokes(strokes_lib.from_quickdraw(record["drawing"]), 256)).save(png)
+  return {"json": paths, "labels": labels, "ndjson": str(ndjson), "png": png}
+
+
+def _queries(paths):
+  return np.stack([sketch_files.load_query(p, SIZE) for p in paths])
+
+
+def _cosine_topk(q, g, k):
+  q = q / np.linalg.norm(q, axis=1, keepdims=True)
+  g = g / np.linalg.norm(g, axis=1, keepdims=True)
+  scores = q @ g.T
+  order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+  return order, np.take_along_axis(scores, order, axis=1)
+
+
+def _assert_same_ranking(got, want_rows, want_scores, atol=1e-5):
+  """Same scores in order, each row with its own score (rows tying to float precision may swap)."""
+  np.testing.assert_allclose([h["score"] for h in got], want_scores, atol=atol)
+  for h in got:
+    j = list(want_rows).index(h["gallery_row"]) if h["gallery_row"] in want_rows else None
+    assert j is not None and abs(want_scores[j] - h["score"]) <= atol, (got, want_rows, want_scores)
+
+
+# ---------------------------------------------------------------- the API
+def test_search_ranks_are_a_cosine_topk_of_the_bundle(zs_workdir, sketch_paths):
+  bundle = search.open_bundle(zs_workdir)
+  assert bundle.meta["method"] == "ours"  # config.json's grid_method
+  queries = _queries(sketch_paths["json"])
+  results = search.search(bundle, queries, top=4)
+  order, scores = _cosine_topk(bundle.embed_queries(queries), bundle.gallery.embeds, 4)
+  g = bundle.gallery
+  for hits, rows, s in zip(results, order, scores):
+    _assert_same_ranking(hits, rows, s)
+    assert [h["rank"] for h in hits] == [1, 2, 3, 4]
+    for h in hits:
+      assert h["category"] == bundle.categories[int(g.labels[h["gallery_row"]])]
+      assert h["photo"] == str(g.keys[h["gallery_row"]])
+  assert len(search.search(bundle, queries[:1], top=100)[0]) == len(g.embeds)  # top > gallery: the whole gallery
+
+
+def test_levels_pick_the_nearest_completion_head(otf_workdir, sketch_paths):
+  bundle = search.open_bundle(otf_workdir)
+  assert bundle.meta["method"] == "ppo" and bundle.levels == LEVELS  # on-the-fly default: ppo
+  queries = _queries(sketch_paths["json"][:2])
+  fractions = np.asarray([0.3, 1.0], np.float32)
+  results = search.search(bundle, queries, top=3, fractions=fractions)
+  embeds = bundle.embed_queries(queries, fractions)  # row 0 by the first level's head, row 1 by the last's
+  assert not np.allclose(embeds[0], bundle.embed_queries(queries[:1])[0], atol=1e-4)
+  order, scores = _cosine_topk(embeds, bundle.gallery.embeds, 3)
+  for hits, rows, s in zip(results, order, scores):
+    _assert_same_ranking(hits, rows, s)
+  assert search.open_bundle(otf_workdir, "B1").meta["method"] == "B1"  # stage 1: outside results.json
+
+
+def test_progressive_last_row_is_the_plain_search(zs_workdir, otf_workdir, sketch_paths):
+  for workdir in (zs_workdir, otf_workdir):
+    bundle = search.open_bundle(workdir)
+    sketch = sketch_files.read_sketch(sketch_paths["json"][0])
+    [(counts, partial, hits)] = search.progressive_search(bundle, [sketch], top=4, rows=3)
+    assert counts == viz.stroke_counts(len(sketch.strokes), 3) and len(partial) == len(hits) == len(counts)
+    plain = search.search(bundle, sketch_files.render(sketch, SIZE)[None], 4)[0]
+    _assert_same_ranking(hits[-1], [h["gallery_row"] for h in plain], [h["score"] for h in plain], atol=2e-4)
+
+
+# ---------------------------------------------------------------- the CLI
+def test_cli_stroke_files_and_png(zs_workdir, sketch_paths, tmp_path, capsys):
+  png, ndjson = sketch_paths["png"], sketch_paths["ndjson"]
   out = tmp_path / "hits.png"
-  assert search.main(["--workdir", workdir, "--sketch", png, str(ndjson), "--top", "4", "--line", "1",
-                      "--out", str(out), "--category", record["word"]]) == 0
+  category = sketch_paths["labels"][0]
+  assert search.main(["--workdir", zs_workdir, "--sketch", png, ndjson, "--top", "4", "--line", "1",
+                      "--out", str(out), "--category", category]) == 0
   printed = capsys.readouterr().out
-  assert printed.count(png + ":") == 1 and printed.count(str(ndjson) + ":") == 1
+  assert printed.count(png + ":") == 1 and printed.count(ndjson + ":") == 1 and f"wrote {out}" in printed
   assert len([l for l in printed.splitlines() if l.startswith("    ")]) == 8  # 2 queries x top 4
   grid = Image.open(out)
   assert grid.width > grid.height > 0  # 2 rows of 1 + 4 cells
-  # A 256-px PNG of a drawing (raster path) looks like its vector rendering at the model's size.
-  from_png, from_json = (search.load_query(p, 64).astype(float) for p in (png, paths[0]))
-  other = search.load_query(paths[-1], 64).astype(float)
+  # The PNG of a drawing (raster path) looks like its vector rendering; both give 4 hits of the same bundle.
+  from_png, from_json = (sketch_files.load_query(p, 64).astype(float) for p in (png, sketch_paths["json"][0]))
+  other = sketch_files.load_query(sketch_paths["json"][-1], 64).astype(float)
   assert np.abs(from_png - from_json).mean() < 0.5 * np.abs(other - from_json).mean()
 
 
-def test_raw_quickdraw_is_fitted_to_the_canvas():
-  strokes = search._strokes_from_drawing([[[10, 900, 400], [30, 50, 700]]], "k")
-  pts = np.concatenate(strokes)
-  assert pts.min() >= 0 and pts.max() <= 255
-  simplified = search._strokes_from_drawing([[[0, 255, 100], [0, 40, 255]]], "k")
-  np.testing.assert_array_equal(simplified[0], [[0, 0], [255, 40], [100, 255]])  # already 0..255: unchanged
+def test_cli_progressive_target_and_bundle(otf_workdir, sketch_paths, tmp_path, capsys):
+  bundle = search.open_bundle(otf_workdir)
+  target = str(bundle.gallery.keys[0])
+  out = tmp_path / "progressive.png"
+  assert search.main(["--workdir", otf_workdir, "--method", "B4", "--sketch", sketch_paths["json"][0],
+                      "--progressive", "--rows", "3", "--top", "4", "--target", target, "--out", str(out)]) == 0
+  printed = capsys.readouterr().out
+  rows = len(viz.stroke_counts(len(sketch_files.read_sketch(sketch_paths["json"][0]).strokes), 3))
+  assert printed.count("strokes:") == rows
+  assert Image.open(out).size[1] == 18 + 4 + rows * (72 + 4)  # title + one row per stroke count
+  # --bundle: a bundle directory (or its row directory) instead of --workdir / --method.
+  row = os.path.join(otf_workdir, "B4", "seed0")
+  for where in (row, os.path.join(row, export.BUNDLE_DIR)):
+    assert search.main(["--bundle", where, "--sketch", sketch_paths["json"][0], "--top", "2"]) == 0
+    assert sketch_paths["json"][0] + ":" in capsys.readouterr().out
 
 
-def _error(capsys, argv):
+def test_cli_from_another_directory(zs_workdir, sketch_paths, tmp_path):
+  out = tmp_path / "grid.png"
+  env = dict(os.environ)  # the test session's XLA flags: its compilation cache (conftest) serves the tool too
+  if jax.config.jax_compilation_cache_dir:
+    env["JAX_COMPILATION_CACHE_DIR"] = jax.config.jax_compilation_cache_dir
+  proc = subprocess.run([sys.executable, "-m", "sgvu.tools.search", "--workdir", zs_workdir, "--method", "frozen",
+                         "--sketch", sketch_paths["json"][0], "--top", "3", "--out", str(out)],
+                        cwd="/tmp", env=env, capture_output=True, text=True, timeout=300, check=False)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert proc.stdout.count(" synth/") == 3 and out.exists()
+
+
+def _error(capsys, argv) -> str:
   assert search.main(argv) == 2
-  return capsys.readouterr().err
+  err = capsys.readouterr().err
+  assert err.startswith("error: ") and err.count("\n") == 1, err
+  return err
 
 
-def test_errors_name_the_bad_input(workdir, test_sketches, tmp_path, capsys):
-  good = test_sketches[0][0]
+def test_errors_are_one_line_naming_the_value(zs_workdir, sketch_paths, tmp_path, capsys):
+  good, png = sketch_paths["json"][0], sketch_paths["png"]
+  w = ["--workdir", zs_workdir, "--sketch", good]
+  err = _error(capsys, w + ["--method", "random"])  # the chance row exports nothing
+  assert "'random'" in err and "['frozen', 'ours']" in err
+  assert "'deep-prompt'" in _error(capsys, w + ["--method", "deep-prompt"])
+  assert "seed 1" in _error(capsys, w + ["--seed", "1"])
+  err = _error(capsys, w + ["--category", "no-such-class"])
+  assert "'no-such-class'" in err and "'door'" in err and "'airplane'" not in err  # the gallery's classes
+  err = _error(capsys, w + ["--target", "synth/nope/1"])
+  assert "'synth/nope/1'" in err and "synth/door/00000" in err
+  err = _error(capsys, ["--workdir", zs_workdir, "--sketch", png, "--progressive", "--out", str(tmp_path / "p.png")])
+  assert png in err and "stroke order" in err
+  assert "--top" in _error(capsys, w + ["--top", "0"])
   assert "config.json not found" in _error(capsys, ["--workdir", str(tmp_path), "--sketch", good])
-  err = _error(capsys, ["--workdir", workdir, "--sketch", good, "--method", "deep-prompt"])
-  assert "deep-prompt" in err and "frozen" in err and "ours" in err
-  err = _error(capsys, ["--workdir", workdir, "--sketch", good, "--category", "no-such-class"])
-  assert "no-such-class" in err and "valid" in err
-  assert "--top" in _error(capsys, ["--workdir", workdir, "--sketch", good, "--top", "0"])
-
+  missing = str(tmp_path / "nope")
+  assert missing in _error(capsys, ["--bundle", missing, "--sketch", good])
+  assert "--method" in _error(capsys, ["--bundle", os.path.join(zs_workdir, "ours", "seed0"), "--method", "ours",
+                                       "--sketch", good])
+  # Bad sketch files name the file (and line / stroke): before any model is loaded.
   blank = tmp_path / "blank.png"
   Image.new("L", (64, 64), 255).save(blank)
-  assert f"{blank}" in _error(capsys, ["--workdir", workdir, "--sketch", str(blank)])
-  missing = str(tmp_path / "nope.png")
-  assert f"{missing}: sketch file not found" in _error(capsys, ["--workdir", workdir, "--sketch", missing])
-  bad_json = tmp_path / "bad.json"
-  bad_json.write_text(json.dumps({"strokes": []}))
-  err = _error(capsys, ["--workdir", workdir, "--sketch", str(bad_json)])
-  assert str(bad_json) in err and "'drawing'" in err
-  lines = tmp_path / "two.ndjson"
-  lines.write_text(json.dumps({"drawing": [[[1, 2], [3, 4]]]}) + "\n{not json\n")
-  assert f"{lines}:2: invalid JSON" in _error(capsys, ["--workdir", workdir, "--sketch", str(lines), "--line", "1"])
-  for bad_line in ("5", "-1"):
-    assert f"--line {bad_line}" in _error(capsys, ["--workdir", workdir, "--sketch", str(lines), "--line", bad_line])
-  binary = tmp_path / "png_named.json"
-  binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
-  assert f"{binary}: not a UTF-8" in _error(capsys, ["--workdir", workdir, "--sketch", str(binary)])
+  assert f"{blank}: sketch raster has no ink" in _error(capsys, ["--workdir", zs_workdir, "--sketch", str(blank)])
+  assert f"{tmp_path}/x.png: sketch file not found" in _error(
+      capsys, ["--workdir", zs_workdir, "--sketch", str(tmp_path / "x.png")])
+  bad = tmp_path / "bad.ndjson"
+  bad.write_text(json.dumps({"drawing": [[[1, 2], [3, 4]], [[1, 2], [3]]]}) + "\n")
+  assert f"{bad}:1: QuickDraw stroke 1" in _error(capsys, ["--workdir", zs_workdir, "--sketch", str(bad)])
+  assert f"{bad}: line 3" in _error(capsys, ["--workdir", zs_workdir, "--sketch", str(bad), "--line", "3"])
+  # A workdir whose rows exported nothing.
+  empty = tmp_path / "empty"
+  empty.mkdir()
+  (empty / "config.json").write_text(json.dumps({"task": "zs_sbir", "methods": ["random"], "grid_method": "ours"}))
+  err = _error(capsys, ["--workdir", str(empty), "--sketch", good])
+  assert f"no row of {empty} has an exported model for seed 0" in err
 
-  # A workdir whose method was never trained (config.json only).
-  copy = tmp_path / "copy"
+
+def test_default_method_falls_back_to_the_first_row_with_a_bundle(zs_workdir, tmp_path):
+  with open(os.path.join(zs_workdir, "config.json")) as f:
+    config = json.load(f)
+  assert search.default_method(zs_workdir, ["frozen", "ours"]) == "ours"
+  assert list(search.bundles(zs_workdir)) == ["frozen", "ours"]  # results.json's order
+  config["grid_method"] = "random"
+  copy = tmp_path / "w"
   copy.mkdir()
-  (copy / "config.json").write_text(open(os.path.join(workdir, "config.json")).read())
-  err = _error(capsys, ["--workdir", str(copy), "--sketch", good])
-  assert f"{copy}/ours/checkpoints: no checkpoints" in err
-
-
-# ---------------------------------------------------------------- --progressive, zs_sbir
-def _assert_same_ranking(got, want, atol=2e-4):
-  """Ranked (photo, score) lists agree: same scores in order, each photo with its score.
-
-  Two batch sizes round a cosine differently in its last bits, so photos whose
-  scores tie to that precision may swap places; nothing else may.
-  """
-  np.testing.assert_allclose([s for _, s in got], [s for _, s in want], atol=atol)
-  want_score = dict(want)
-  for photo, score in got:
-    assert photo in want_score and abs(want_score[photo] - score) <= atol, (photo, got, want)
-
-
-def test_stroke_counts_spread_over_the_sketch():
-  assert viz.stroke_counts(3, 6) == [1, 2, 3]
-  assert viz.stroke_counts(7, 4) == [1, 3, 5, 7]
-  assert viz.stroke_counts(10, 6) == [1, 3, 5, 6, 8, 10]
-  assert viz.stroke_counts(5, 1) == [5]  # one row: the whole sketch
-
-
-def test_progressive_on_a_zs_sbir_workdir(workdir, searchers, test_sketches, tmp_path, capsys):
-  path = test_sketches[0][0]
-  sketch = search.read_sketch(path)
-  searcher = searchers["ours"]
-  [(counts, partial, hits)] = search.progressive_search(searcher, [sketch], 4, rows=3)
-  assert counts == viz.stroke_counts(len(sketch.strokes), 3) and len(partial) == len(hits) == len(counts)
-  # The whole sketch's row is the plain search of the whole sketch (scores up to the batch size's rounding).
-  plain = searcher.search(search.render_query(sketch, searcher.image_size)[None], 4)[0]
-  _assert_same_ranking([(h["photo"], h["score"]) for h in hits[-1]], [(h["photo"], h["score"]) for h in plain])
-  out = tmp_path / "progressive.png"
-  assert search.main(["--workdir", workdir, "--sketch", path, "--progressive", "--rows", "3", "--top", "4",
-                      "--out", str(out)]) == 0
-  printed = capsys.readouterr().out
-  assert printed.count("strokes:") == len(counts)
-  assert Image.open(out).size[1] == 18 + 4 + len(counts) * (72 + 4)  # title + one row per stroke count
-
-
-# ---------------------------------------------------------------- on_the_fly / fg_sbir workdirs
-OTF_METHODS = ("B1", "B4", "ppo")
-
-
-@pytest.fixture(scope="module")
-def otf_workdir(tmp_path_factory, compilation_cache):
-  config = otf_config.get_config("small")
-  config.methods = OTF_METHODS  # B4: one head per completion level, ppo: the default row
-  w = str(tmp_path_factory.mktemp("on_the_fly_small"))
-  sgvu_main.run(config, w)
-  return w
-
-
-@pytest.fixture(scope="module")
-def otf_searchers(otf_workdir):
-  return {m: search.open_searcher(otf_workdir, m) for m in OTF_METHODS}
-
-
-def _otf_run(workdir):
-  """The run's own test embeddings per level of every row [N, T, D], its gallery and targets."""
-  config = search.load_config(workdir)
-  with np.load(os.path.join(workdir, "features.npz")) as z:
-    test = on_the_fly.LevelData.load(z, "test")
-    head = train.unflatten({k[len("head/"):]: z[k] for k in z.files if k.startswith("head/")})
-  return config, test, head
-
-
-@pytest.mark.parametrize("method", OTF_METHODS)
-def test_instance_queries_reproduce_the_runs_embeddings(otf_workdir, otf_searchers, method):
-  config, test, head = _otf_run(otf_workdir)
-  s = otf_searchers[method]
-  assert isinstance(s, search.InstanceSearcher) and s.base == "B1"
-  want = (on_the_fly.head_embeddings(config, head, test.features) if method == "B1"
-          else s.row_task.test_embeddings(s.row_params))  # [N, T, D] from the run's frozen features
-  gallery, _, index = s.gallery
-  np.testing.assert_allclose(gallery, test.photos, atol=1e-5)  # B1's photo branch, all test photos in order
-  assert index.tolist() == list(range(len(s.split.photos)))
-  sketches = s.split.sketches
-  levels = on_the_fly.level_fractions(config.levels)
-  for t, f in enumerate(levels):  # B4: the head of the matching level
-    q = np.stack([pipeline.render_sketch(s.task.source, item, s.image_size, f) for item in sketches])
-    np.testing.assert_allclose(s.embed_sketches(q, np.full(len(q), f)), want[:, t], atol=1e-5)
-  # Stroke files, as a user gives them, rendered whole: the last level; A@1 is the run's.
-  full = np.stack([search.render_query(s.task.source.load_sketch(item), s.image_size) for item in sketches])
-  got = s.embed_sketches(full)
-  np.testing.assert_allclose(got, want[:, -1], atol=1e-5)
-  ranks = fg_sbir.ranks(got, test.targets, gallery)
-  with open(os.path.join(otf_workdir, "results.json")) as f:
-    row = {r["method"]: r for r in json.load(f)["rows"]}[method]
-  assert np.mean(ranks <= 1) == pytest.approx(row["A@1"])
-  if method == "B4":  # per-level heads really differ, so the level choice above was tested
-    assert np.abs(s.embed_sketches(full[:2], np.full(2, levels[0])) - got[:2]).max() > 1e-6
-
-
-def test_instance_defaults_and_gallery_cache(otf_workdir, otf_searchers, monkeypatch):
-  s = search.open_searcher(otf_workdir)
-  assert s.method == "ppo" and s.row_step == otf_config.get_config("small").rl_train.num_steps
-  assert s.step == otf_config.get_config("small").fg_train.num_steps  # B1's checkpoint
-  path = os.path.join(otf_workdir, "B1", search.GALLERY_FILE)
-  with np.load(path) as z:
-    assert int(z["step"]) == s.step
-  with monkeypatch.context() as m:  # every row shares B1's cached gallery
-    m.setattr(common, "embed_split", lambda *a, **k: (_ for _ in ()).throw(AssertionError("embedded again")))
-    np.testing.assert_array_equal(s.gallery[0], otf_searchers["B1"].gallery[0])
-
-
-def _stroke_file(path, num_strokes=7):
-  """A tiny shoe-like drawing in QuickDraw .ndjson, one stroke per line segment group."""
-  drawing = [[[20, 200, 230], [150, 150, 200]], [[20, 40, 120], [150, 60, 70]], [[120, 200], [70, 150]],
-             [[60, 100], [100, 100]], [[30, 230], [210, 210]], [[80, 90], [120, 130]], [[150, 160], [120, 130]]]
-  path.write_text(json.dumps({"word": "shoe", "drawing": drawing[:num_strokes]}) + "\n")
-  return str(path)
-
-
-def _printed_hits(text):
-  """[(photo, score)] of the printed hit lines ('  rank  score  category  photo')."""
-  lines = [l.split() for l in text.splitlines() if l.strip() and l.strip()[0].isdigit()]
-  return [(l[-1], float(l[1])) for l in lines]
-
-
-def test_progressive_cli(otf_workdir, otf_searchers, tmp_path, capsys, monkeypatch):
-  sketch = _stroke_file(tmp_path / "shoe.ndjson")
-  drawn = []
-  real_grid = viz.retrieval_grid
-
-  def grid(queries, hits, correct, path, **kwargs):
-    drawn.append((len(queries), correct, kwargs["labels"]))
-    real_grid(queries, hits, correct, path, **kwargs)
-  monkeypatch.setattr(viz, "retrieval_grid", grid)
-
-  out = tmp_path / "progressive.png"
-  assert search.main(["--workdir", otf_workdir, "--sketch", sketch, "--progressive", "--rows", "4",
-                      "--out", str(out)]) == 0
-  printed = capsys.readouterr().out
-  counts = [1, 3, 5, 7]
-  top = min(5, len(otf_searchers["ppo"].split.photos))  # default top-5 of a 3-photo gallery
-  assert [l.strip() for l in printed.splitlines() if "strokes:" in l and "after" in l] == \
-      [f"after {c}/7 strokes:" for c in counts]
-  hits = _printed_hits(printed)
-  assert len(hits) == len(counts) * top
-  assert Image.open(out).size[1] == 18 + 4 + len(counts) * (72 + 4)
-  assert drawn[-1][0] == len(counts) and drawn[-1][2] == [f"{c}/7" for c in counts]
-  assert all(c is None for row in drawn[-1][1] for c in row)  # no target: neutral frames
-
-  # The whole sketch's top-k is the plain search's.
-  assert search.main(["--workdir", otf_workdir, "--sketch", sketch, "--top", str(top)]) == 0
-  _assert_same_ranking(_printed_hits(capsys.readouterr().out), hits[-top:])
-
-  # --target frames the true photo green, the others red; B4 through the same path.
-  target = hits[-1][0]
-  assert search.main(["--workdir", otf_workdir, "--sketch", sketch, "--progressive", "--method", "B4",
-                      "--target", target, "--top", "2", "--out", str(out)]) == 0
-  hits = _printed_hits(capsys.readouterr().out)
-  assert [c for row in drawn[-1][1] for c in row] == [photo == target for photo, _ in hits]
-
-
-def test_fg_sbir_workdir(otf_workdir, otf_searchers, tmp_path):
-  """A fg_sbir workdir (config task 'fg_sbir', rows W/<name>) searches as on_the_fly's B1."""
-  w = tmp_path / "fg"
-  w.mkdir()
-  config = json.load(open(os.path.join(otf_workdir, "config.json")))
-  config.update(task="fg_sbir", methods=["B1"])
-  (w / "config.json").write_text(json.dumps(config))
-  os.makedirs(w / "B1")
-  os.symlink(os.path.join(otf_workdir, "B1", "checkpoints"), str(w / "B1" / "checkpoints"))
-  s = search.open_searcher(str(w))
-  assert s.method == "B1" and s.row is None
-  b1 = otf_searchers["B1"]
-  sketches = [search.render_query(b1.task.source.load_sketch(item), b1.image_size) for item in b1.split.sketches]
-  assert s.search(np.stack(sketches), 2) == b1.search(np.stack(sketches), 2)
-
-
-def test_progressive_and_instance_errors(otf_workdir, tmp_path, capsys):
-  sketch = _stroke_file(tmp_path / "shoe.ndjson")
-  png = _sketch_png(tmp_path / "shoe.png", strokes_lib.from_quickdraw(json.loads(open(sketch).read())["drawing"]))
-  err = _error(capsys, ["--workdir", otf_workdir, "--sketch", png, "--progressive", "--out", str(tmp_path / "o.png")])
-  assert png in err and "no stroke order" in err and ".ndjson" in err
-  err = _error(capsys, ["--workdir", otf_workdir, "--sketch", sketch, "--progressive"])
-  assert "--out" in err
-  for bad in ("ppox", "B3"):  # unknown; registered but not run here
-    err = _error(capsys, ["--workdir", otf_workdir, "--sketch", sketch, "--method", bad])
-    assert repr(bad) in err and all(m in err for m in OTF_METHODS)
-  err = _error(capsys, ["--workdir", otf_workdir, "--sketch", sketch, "--target", "synth/shoe/nope"])
-  assert "synth/shoe/nope" in err and "synth/shoe/" in err.split("nope", 1)[1]
-  assert "--rows" in _error(capsys, ["--workdir", otf_workdir, "--sketch", sketch, "--progressive", "--rows", "0",
-                                     "--out", str(tmp_path / "o.png")])
-  other = tmp_path / "clip"
-  other.mkdir()
-  (other / "config.json").write_text(json.dumps({"task": "clip_pretrain"}))
-  err = _error(capsys, ["--workdir", str(other), "--sketch", sketch])
-  assert "clip_pretrain" in err and "on_the_fly" in err and "zs_sbir" in err
+  (copy / "config.json").write_text(json.dumps(config))
+  assert search.default_method(str(copy), ["frozen", "ours"]) == "frozen"
+  assert search.default_method(str(copy), []) is None

@@ -22,7 +22,7 @@ import grain
 import numpy as np
 from absl import logging
 
-from sgvu.data import images, strokes
+from sgvu.data import images, sketch_files
 from sgvu.data.base import BadSample, DataError, PhotoItem, SketchItem, Source, Split
 
 # Completion levels for partial-sketch training: 5%, 10%, ..., 100%.
@@ -43,18 +43,9 @@ def render_sketch(source: Source, item: SketchItem, size: int, fraction: float =
     if cached is not None:
       return cached
   sketch = source.load_sketch(item)
-  if sketch.strokes is not None:
-    grey = strokes.render_strokes(sketch.strokes, size, fraction=fraction, key=item.key)
-  elif sketch.raster is not None:
-    if fraction != 1.0:
-      raise DataError(f"{source.name}: raster sketches ({item.key}) cannot be rendered partially")
-    raster = np.asarray(sketch.raster)
-    if raster.ndim != 2 or raster.dtype != np.uint8:
-      raise BadSample(item.key, f"raster must be uint8 [H, W], got {raster.dtype} {raster.shape}")
-    grey = images.sketch_to_square(raster, size)
-  else:
-    raise BadSample(item.key, "sketch has neither strokes nor raster")
-  return images.grey_to_rgb(grey)
+  if sketch.raster is not None and sketch.strokes is None and fraction != 1.0:
+    raise DataError(f"{source.name}: raster sketches ({item.key}) cannot be rendered partially")
+  return sketch_files.render(sketch, size, fraction=fraction, key=item.key)
 
 
 def load_photo(source: Source, item: PhotoItem, size: int) -> np.ndarray:

@@ -122,16 +122,30 @@ def render_strokes(strokes, size: int, *, fraction: float = 1.0,
 # Format conversions.
 
 
-def from_quickdraw(drawing, key: str = _DEFAULT_KEY) -> Strokes:
-  """QuickDraw simplified format: list of [xs, ys] (each a list of numbers)."""
+def from_quickdraw(drawing, key: str = _DEFAULT_KEY, *, fit: bool = False) -> Strokes:
+  """QuickDraw simplified format: list of [xs, ys] (each a list of numbers; a third list, ts, is ignored).
+
+  fit: a drawing with points outside 0..255 (raw QuickDraw: screen pixels) is
+  scaled onto the canvas by `normalize_to_canvas`; one already on it is kept.
+  Raises BadSample naming `key` and the stroke.
+  """
+  if not isinstance(drawing, (list, tuple)):
+    raise BadSample(key, f"a QuickDraw drawing is a list of [xs, ys] strokes, got {type(drawing).__name__}")
   strokes = []
   for i, stroke in enumerate(drawing):
-    if len(stroke) < 2:
-      raise BadSample(key, f"QuickDraw stroke {i} must be [xs, ys] (optionally + ts), got {len(stroke)} lists")
-    xs, ys = np.asarray(stroke[0], np.float32), np.asarray(stroke[1], np.float32)
+    if not isinstance(stroke, (list, tuple)) or len(stroke) < 2:
+      raise BadSample(key, f"QuickDraw stroke {i} must be [xs, ys] (optionally + ts), got {str(stroke)[:60]}")
+    try:
+      xs, ys = np.asarray(stroke[0], np.float32), np.asarray(stroke[1], np.float32)
+    except (TypeError, ValueError) as e:
+      raise BadSample(key, f"QuickDraw stroke {i} is not numeric ({e})") from None
     if xs.shape != ys.shape or xs.ndim != 1:
       raise BadSample(key, f"QuickDraw stroke {i}: xs {xs.shape} and ys {ys.shape} differ")
     strokes.append(np.stack([xs, ys], axis=1))
+  if fit:
+    points = np.concatenate(strokes) if strokes else np.zeros((0, 2), np.float32)
+    if len(points) and np.all(np.isfinite(points)) and (points.min() < 0 or points.max() > CANVAS - 1):
+      strokes = normalize_to_canvas(strokes)
   return validate_strokes(strokes, key)
 
 
