@@ -12,7 +12,8 @@ import pytest
 from experiments import fg_sbir as fg_config
 from sgvu import clip_io, metrics
 from sgvu import main as sgvu_main
-from sgvu.data.base import PhotoItem, SketchItem, Split
+from sgvu.data.base import PhotoItem, SketchItem, Split, gallery_targets
+from sgvu.evaluators.retrieval import InstanceRetrieval
 from sgvu.models.clip import CLIP, get_preset
 from sgvu.tasks import fg_sbir
 
@@ -40,7 +41,7 @@ def random_clip(tmp_path_factory):
 @pytest.mark.parametrize("encoder,attention", [("cnn", False), ("cnn", True), ("clip", False), ("clip", True)])
 def test_model_embeddings_are_unit_norm(encoder, attention):
   cfg = get_preset("tiny")
-  model = fg_sbir.FGSBIRModel(encoder, cfg, cnn_widths=(8, 16), feature_dim=12, num_prompts=2, embed_dim=16,
+  model = fg_sbir.FGSBIRModel(encoder, cfg.vision, cnn_widths=(8, 16), feature_dim=12, num_prompts=2, embed_dim=16,
                               attention=attention, attention_hidden=8)
   x = jax.random.uniform(jax.random.key(1), (3, 32, 32, 3))
   params = model.init(jax.random.key(0), x, x, method=fg_sbir.FGSBIRModel.embed_both)["params"]
@@ -75,20 +76,45 @@ def test_losses_rank_the_true_photo_first():
   assert float(aux["batch_acc"]) == 1.0
 
 
-def test_numpy_ranks_follow_the_metrics_convention():
+def _reference_ranks(queries, targets, gallery):
+  """Straightforward NumPy: 1 + photos scoring above the target (ties: lower gallery index first)."""
+  q = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+  g = gallery / np.linalg.norm(gallery, axis=1, keepdims=True)
+  sims = q @ g.T
+  t = sims[np.arange(len(q)), targets][:, None]
+  index = np.arange(len(g))[None]
+  return 1 + ((sims > t) | ((sims == t) & (index < targets[:, None]))).sum(1)
+
+
+@pytest.mark.parametrize("gallery_kind", ["all", "category"])
+def test_instance_evaluator_matches_a_numpy_reference(gallery_kind):
+  """Acc@K of the instance evaluator (gallery: all photos, or the sketch's category) vs NumPy ranks."""
   rng = np.random.default_rng(0)
+  labels = np.repeat(np.arange(3), 10)  # 3 categories x 10 photos
+  photos = tuple(PhotoItem(f"p{i}", int(l)) for i, l in enumerate(labels))
+  sketch_photo = rng.permutation(30)[:24]
+  sketches = tuple(SketchItem(f"s{i}", int(labels[p]), int(p)) for i, p in enumerate(sketch_photo))
+  split = Split("test", ("a", "b", "c"), photos, sketches)
   gallery = rng.normal(size=(30, 8)).astype(np.float32)
-  gallery[7] = gallery[3]  # a tie: the lower index ranks first
-  queries = rng.normal(size=(50, 8)).astype(np.float32)
-  queries[0] = gallery[3]
-  targets = rng.integers(30, size=50).astype(np.int32)
-  targets[:2] = [7, 3]
-  queries[1] = gallery[3]
-  r = fg_sbir.ranks(queries, targets, gallery, block=16)
-  np.testing.assert_array_equal(r, metrics.ranks(queries, targets, gallery))
-  assert r[0] == 2 and r[1] == 1
-  acc = fg_sbir.instance_accuracy(queries, targets, gallery)
-  assert acc["Acc@1"] <= acc["Acc@5"] <= acc["Acc@10"] and acc["Acc@10"] == np.mean(r <= 10)
+  gallery[7] = gallery[3]  # a tie
+  queries = gallery[sketch_photo] + rng.normal(scale=1.0, size=(24, 8)).astype(np.float32)
+
+  class Source:
+    def split(self, name):
+      return split
+
+  ev = InstanceRetrieval({"embed_sketch": None, "embed_photo": None}, source=Source(), image_size=8,
+                         gallery=gallery_kind, ks=(1, 5))
+  result = ev.score((queries, labels[sketch_photo], np.arange(24)), (gallery, labels, np.arange(30)))
+  if gallery_kind == "all":
+    want = _reference_ranks(queries, sketch_photo, gallery)
+  else:
+    want = np.concatenate([_reference_ranks(queries[labels[sketch_photo] == c],
+                                            sketch_photo[labels[sketch_photo] == c] - 10 * c,
+                                            gallery[10 * c:10 * (c + 1)]) for c in range(3)])
+  for k in (1, 5):
+    assert result[f"Acc@{k}"] == pytest.approx(np.mean(want <= k)), k
+  assert ev.gallery_size() == (30 if gallery_kind == "all" else 10)
 
 
 def test_gallery_targets_map_sketches_to_gallery_rows():
@@ -96,11 +122,11 @@ def test_gallery_targets_map_sketches_to_gallery_rows():
   sketches = (SketchItem("s0", 0, 2), SketchItem("s1", 0, 3), SketchItem("s2", 0, None), SketchItem("s3", 0, 0))
   split = Split("test", ("shoe",), photos, sketches)
   # Photo 3 failed to load: the gallery holds photos 0, 1, 2 in that order; sketch 1 and 2 drop out.
-  keep, targets = fg_sbir.gallery_targets(split, np.array([0, 1, 2, 3]), np.array([0, 1, 2]))
+  keep, targets = gallery_targets(split, np.array([0, 1, 2, 3]), np.array([0, 1, 2]))
   np.testing.assert_array_equal(keep, [0, 3])
   np.testing.assert_array_equal(targets, [2, 0])
   with pytest.raises(ValueError, match="no sketch"):
-    fg_sbir.gallery_targets(split, np.array([1]), np.array([0, 1, 2]))
+    gallery_targets(split, np.array([1]), np.array([0, 1, 2]))
 
 
 @pytest.mark.parametrize("loss", ["infonce", "triplet"])
@@ -118,11 +144,11 @@ def test_small_experiment_end_to_end_and_reuse(tmp_path, random_clip, loss):
     assert 0.0 <= r["Acc@1"] <= r["Acc@5"] <= r["Acc@10"] <= 1.0
   assert rows["frozen"]["trainable_params"] == 0
   assert rows["B2"]["trainable_params"] > rows["B1"]["trainable_params"] > 0
-  logged = (tmp_path / "B1" / "metrics.jsonl").read_text()
+  logged = (tmp_path / "B1" / "seed0" / "metrics.jsonl").read_text()
   assert ("active_triplets" if loss == "triplet" else "batch_acc") in logged
-  before = os.path.getmtime(tmp_path / "B1" / "row.json")
+  before = os.path.getmtime(tmp_path / "B1" / "seed0" / "result.json")
   _run(config, str(tmp_path))
-  assert os.path.getmtime(tmp_path / "B1" / "row.json") == before
+  assert os.path.getmtime(tmp_path / "B1" / "seed0" / "result.json") == before
 
 
 @pytest.mark.parametrize("change,message", [

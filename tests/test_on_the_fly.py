@@ -12,9 +12,11 @@ import pytest
 
 from experiments import on_the_fly as otf_config
 from experiments import on_the_fly_chairv2, on_the_fly_shoev2
+from sgvu import experiment, export, train, viz
 from sgvu import main as sgvu_main
-from sgvu import train
+from sgvu.evaluators import on_the_fly as on_the_fly_eval
 from sgvu.tasks import on_the_fly
+from sgvu.tasks.on_the_fly_data import level_fractions
 from tests import fixtures_data
 from tests.test_fg_sbir import write_random_clip
 
@@ -92,8 +94,9 @@ def test_head_tasks_start_from_b1_and_learn(tmp_path, name):
   else:
     assert set(pre) == {"proj/kernel", "proj/bias"}
   setup = train.build(task, config.head_train)
-  before = task.evaluate(train.merge_params(*_split(task, train.initial_state(task, setup, 0))))
-  _, evals = train.fit(task, config.head_train, str(tmp_path))
+  evaluate = lambda p: on_the_fly_eval.OnTheFly(task.predict_fns(), levels=task.test_data).run(p)
+  before = evaluate(train.merge_params(*_split(task, train.initial_state(task, setup, 0))))
+  _, evals = train.fit(task, config.head_train, str(tmp_path), evaluate=evaluate)
   assert evals[-1]["m@B"] > before["m@B"], (before, evals[-1])
 
 
@@ -101,14 +104,14 @@ def test_score_and_curves_png(tmp_path):
   data = _toy_data(0, 10)
   embeds = np.broadcast_to(data.photos[data.targets][:, None], (10, LEVELS, DIM)).copy()
   embeds[:, 0] = data.photos[(data.targets + 1) % PHOTOS]  # level 0 retrieves the wrong photo first
-  result, curves, ranks = on_the_fly.score(embeds, data.targets, data.photos)
+  result, curves, ranks = on_the_fly_eval.score_levels(embeds, data.targets, data.photos)
   chex.assert_shape(ranks, (10, LEVELS))
   np.testing.assert_array_equal(ranks[:, 1:], 1)
   assert np.all(ranks[:, 0] > 1)
   assert result["A@1"] == 1.0 and curves["reciprocal_rank"][1] == 1.0 and curves["reciprocal_rank"][0] < 1.0
   path = tmp_path / "curves.png"
-  on_the_fly.plot_curves({"a": curves, "b": {k: [v * 0.5 for v in c] for k, c in curves.items()}},
-                         on_the_fly.level_fractions(LEVELS), str(path), title="t")
+  viz.plot_curves({"a": curves, "b": {k: [v * 0.5 for v in c] for k, c in curves.items()}},
+                  level_fractions(LEVELS), str(path), title="t")
   assert path.stat().st_size > 2000
 
 
@@ -122,8 +125,8 @@ def test_progressive_figure_rows_follow_the_strokes(tmp_path):
     return np.stack([np.eye(4)[min(int(i // 5000), 3)] + 0.01 for i in ink])
 
   path = tmp_path / "progressive.png"
-  top = on_the_fly.progressive_figure(strokes, embed, gallery, lambda j: np.full((8, 8, 3), 60 * j, np.uint8),
-                                      str(path), image_size=32, target=2, rows=6, k=3)
+  top = viz.progressive_figure(strokes, embed, gallery, lambda j: np.full((8, 8, 3), 60 * j, np.uint8),
+                               str(path), image_size=32, target=2, rows=6, k=3)
   assert len(top) == 3 and all(len(r) == 3 for r in top)  # one row per stroke count (3 < rows)
   assert path.stat().st_size > 500
 
@@ -148,10 +151,9 @@ def test_bad_settings_fail_before_compute(tmp_path, change, message):
 
 
 def test_method_names_are_safe_directories():
-  names = {on_the_fly.slug(m) for m in on_the_fly.METHODS}
+  names = {experiment.slug(m) for m in on_the_fly.METHODS}
   assert len(names) == len(on_the_fly.METHODS)
   assert all("/" not in n and "<" not in n for n in names)
-  assert on_the_fly.slug("reward-1/sqrt(rank)") == "reward-1_sqrt_rank"
 
 
 @pytest.fixture(scope="module")
@@ -182,13 +184,16 @@ def test_small_experiment_end_to_end_and_reuse(tmp_path):
     for m in on_the_fly.METRICS:
       assert 0.0 <= r[m] <= 1.0, (r["method"], m, r[m])
     assert r["A@5"] <= r["A@10"]
-    assert len(results["curves"][r["method"]]["percentile"]) == config.levels
+    assert len(r["curves"]["percentile"]) == config.levels
   assert results["levels"][-1] == 1.0
   assert (tmp_path / "on_the_fly_curves.png").stat().st_size > 2000
-  assert (tmp_path / "B4" / "metrics.jsonl").exists()
-  before = os.path.getmtime(tmp_path / "ppo" / "row.json")
+  assert (tmp_path / "B4" / "seed0" / "metrics.jsonl").exists()
+  # Every row leaves a bundle that embeds a partial sketch as its row does: B4 = its level's head.
+  b4 = export.load(str(tmp_path / "B4" / "seed0"))
+  assert b4.levels == config.levels and b4.meta["method"] == "B4"
+  before = os.path.getmtime(tmp_path / "ppo" / "seed0" / "result.json")
   _run(config, str(tmp_path))  # finished rows and the frozen features are reused
-  assert os.path.getmtime(tmp_path / "ppo" / "row.json") == before
+  assert os.path.getmtime(tmp_path / "ppo" / "seed0" / "result.json") == before
   assert _results(tmp_path)["rows"] == results["rows"]
 
 
