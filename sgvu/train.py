@@ -125,7 +125,8 @@ def build(task: Task, config: ml_collections.ConfigDict, mesh=None) -> Setup:
   if custom_update is not None and flatten(model_state_shard):
     raise NotImplementedError(f"task {type(task).__name__}: a custom update with model state "
                               f"{sorted(model_state_shard)} is not supported")
-  freeze_state = bool(config.get("freeze_model_state", task.freeze_model_state))
+  freeze_state = config.get("freeze_model_state", None)  # None or absent: the task decides
+  freeze_state = bool(task.freeze_model_state if freeze_state is None else freeze_state)
 
   train_shard, frozen_shard = split_params(param_shardings, task.is_trainable)
   opt_abs = jax.eval_shape(tx.init, train_abs)

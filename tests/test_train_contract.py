@@ -92,10 +92,13 @@ def test_init_params_still_works_and_model_state_is_separate():
     type("Bare", (Task,), {"train_iterator": lambda *a: None})(None).init_variables(jax.random.key(0))
 
 
-@pytest.mark.parametrize("freeze", [False, True])
-def test_model_state_updates_or_stays_bitwise_fixed(tmp_path, freeze):
-  config = toy_config(steps=3, freeze_model_state=freeze)
+@pytest.mark.parametrize("switch", ["update", "config", "task"])
+def test_model_state_updates_or_stays_bitwise_fixed(tmp_path, switch):
+  """Frozen by the train config's freeze_model_state or by the task's attribute (config None: task decides)."""
+  freeze = switch != "update"
+  config = toy_config(steps=3, freeze_model_state=(switch == "config") if switch != "task" else None)
   task = BNTask(config)
+  task.freeze_model_state = switch == "task"
   setup = train.build(task, config)
   init = _np(train.initial_state(task, setup, config.seed))
   state, evals = train.fit(task, config, str(tmp_path), setup=setup, return_state=True)

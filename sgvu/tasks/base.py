@@ -39,7 +39,7 @@ class Task(abc.ABC):
   """One trainable method. Subclasses keep `__init__` cheap (no compute)."""
 
   # Keep the model state (e.g. BatchNorm statistics) fixed at its initial/pretrained value;
-  # the train config's `freeze_model_state`, when present, overrides this.
+  # the train config's `freeze_model_state`, when present and not None, overrides this.
   freeze_model_state: bool = False
 
   def __init__(self, config: ml_collections.ConfigDict):
