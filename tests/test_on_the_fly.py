@@ -67,8 +67,10 @@ def test_policy_improves_m_at_b_over_its_initialisation(tmp_path, name, gain):
   task = on_the_fly.PolicyTask(config, on_the_fly.METHODS[name], _toy_data(0, 128), _toy_data(1, 64),
                                _distorted_head())
   setup = train.build(task, config.rl_train)
-  before = task.evaluate(train.merge_params(*_split(task, train.initial_state(task, setup, 0))))
-  params, evals = train.fit(task, on_the_fly.method_train_config(config, task.method), str(tmp_path))
+  evaluate = lambda p: on_the_fly_eval.OnTheFly(task.predict_fns(), levels=task.test_data).run(p)
+  before = evaluate(train.merge_params(*_split(task, train.initial_state(task, setup, 0))))
+  params, evals = train.fit(task, on_the_fly.method_train_config(config, task.method), str(tmp_path),
+                            evaluate=evaluate)
   after = evals[-1]
   assert after["m@B"] > before["m@B"] + gain, (before, after)
   assert after["m@A"] > before["m@A"], (before, after)
