@@ -36,12 +36,10 @@ import optax
 from sgvu import batching, clip_io, configs, evaluators, experiment, export, losses, preprocess, train
 from sgvu.data import configured, pipeline
 from sgvu.models.clip import CLIPConfig
-from sgvu.models.fg_sbir import FGSBIRModel
+from sgvu.models.fg_sbir import ENCODERS, FGSBIRModel
 from sgvu.tasks import clip_pretrain
 from sgvu.tasks.base import Task
 
-MODALITIES = ("sketch", "photo")
-ENCODERS = ("cnn", "clip")
 ACC_KS = (1, 5, 10)
 METRICS = [f"Acc@{k}" for k in ACC_KS]
 
