@@ -139,7 +139,6 @@ def test_progressive_figure_rows_follow_the_strokes(tmp_path):
     (lambda c: setattr(c.rl, "baseline", "critic"), "baseline"),
     (lambda c: setattr(c.rl, "tau_photos", 1), "tau_photos"),
     (lambda c: setattr(c.rl, "num_minibatches", 3), "num_minibatches"),
-    (lambda c: setattr(c.rl_train.optim, "schedule", "cosine"), "constant"),
     (lambda c: setattr(c.data, "categories", ("shoe", "shoox")), "shoox"),
     (lambda c: setattr(c, "levels", 1), "levels"),
     (lambda c: setattr(c.data, "dataset", "shoev2"), "root"),

@@ -11,12 +11,12 @@ trained on the episode's rewards by vanilla policy gradient or by PPO.
 B2 is a second stage-1 model with DSSA-style spatial attention.
 
 How PPO runs in the one training loop: a step of `train.fit` is one PPO
-iteration. `loss_fn` collects a batch of episodes with the current policy,
-runs `rl.ppo_epochs` (epochs x minibatches of clipped-surrogate updates with
-the configured optimizer, jitted inside the step) and returns
-0.5 * ||params - stop_gradient(new_params)||^2, whose gradient step with SGD at
-learning rate 1 (set by `method_train_config`) is params = new_params.
-Checkpoints, logging, the NaN guard and sharding stay the loop's.
+iteration, through the task's own update (`PolicyTask.make_update`): collect a
+batch of episodes with the current policy, then `rl.ppo_update` runs epochs x
+minibatches of clipped-surrogate steps with ONE optimizer state that the loop
+carries across batches (and checkpoints); the logged loss is the surrogate.
+Vanilla PG is an ordinary loss. The rows of the table are assembled by
+`table()` and run by `sgvu.experiment`.
 """
 
 from __future__ import annotations
@@ -284,10 +284,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if config.rl_train.batch_size % r.num_minibatches:
     raise ValueError(f"config.rl_train.batch_size={config.rl_train.batch_size} is not divisible by "
                      f"config.rl.num_minibatches={r.num_minibatches}")
-  if config.rl_train.optim.schedule != "constant" or config.rl_train.optim.warmup_steps:
-    if any(METHODS[m].kind == "policy" and METHODS[m].algorithm == "ppo" for m in config.methods):
-      raise ValueError("config.rl_train.optim.schedule must be 'constant' without warmup for PPO rows "
-                       "(the optimizer restarts on every batch of episodes)")
   for m in config.methods:
     rl.check_reward(METHODS[m].reward)
 
