@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from experiments import fg_zs_sbir, zs_sbir
+from experiments import blocks, fg_zs_sbir, zs_sbir
 from sgvu import main
 from sgvu.models.clip import get_preset
 
@@ -77,7 +77,8 @@ def test_fg_zs_sbir_small_reports_instance_accuracy(tmp_path):
     (lambda c: setattr(c, "task", "zs_sbri"), "zs_sbri"),
     (lambda c: setattr(c.clip_train, "model", "B/33"), "B/33"),
     (lambda c: setattr(c.data, "dataset", "sketchyy"), "sketchyy"),
-    (lambda c: setattr(c, "pairing", "category") or setattr(c, "level", "instance"), "pairing"),
+    (lambda c: setattr(c, "pairing", "category") or setattr(c, "level", "instance")
+     or setattr(c, "evals", blocks.zs_evals("instance")), "pairing"),
     (lambda c: setattr(c.zs_train.optim, "name", "adamm"), "adamm"),
     (lambda c: setattr(c.data, "dataset", "sketchy"), "clip_init"),
 ])

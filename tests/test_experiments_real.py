@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 
 from sgvu import main
+from sgvu.data import configured
 from sgvu.data.images import class_key
-from sgvu.tasks import common, zs_sbir
+from sgvu.tasks import zs_sbir
 
 WIDTH, LAYERS = 32, 1  # of the tiny CLIP's image tower
 
@@ -96,7 +97,7 @@ def test_small_run(name, clip_dir, tmp_path):
 
   # The evaluated split is the standard unseen one, its labels naming unseen classes.
   # (Readers name classes by their folder/file: compare spelling-insensitively.)
-  source = common.make_source(config.data)
+  source = configured.source_from_config(config.data)
   test, train = source.split("test"), source.split("train")
   keys = lambda names: {class_key(n) for n in names}
   assert keys(unseen) <= keys(test.categories) and not keys(unseen) & keys(train.categories)
@@ -132,7 +133,7 @@ def test_small_run(name, clip_dir, tmp_path):
   layernorms = (2 + 2 * LAYERS) * 2 * WIDTH  # ln_pre, ln_post, ln_1/ln_2 per block; scale + bias
   assert rows[config.grid_method]["trainable_params"] == prompts + layernorms
 
-  trained = os.path.join(workdir, config.grid_method)
+  trained = os.path.join(workdir, config.grid_method, "seed0")  # the row's first (only) seed
   assert sorted(os.listdir(os.path.join(trained, "checkpoints"))) == ["2"]
   with open(os.path.join(trained, "metrics.jsonl")) as f:
     steps = [json.loads(l).get("step") for l in f if '"loss"' in l]
