@@ -2,7 +2,7 @@
 
 `CLIPConfig` combines a `VisionConfig` (vit.py) and a `TextConfig` (text.py)
 with the settings both towers share (embed_dim, layer_norm_eps, activation,
-remat, dtype), which it forwards into them: `cfg.vision` / `cfg.text` alone
+remat, dtype, attention), which it forwards into them: `cfg.vision` / `cfg.text` alone
 build their tower. `CLIP` nests `img` (VisionTransformer) and `txt`
 (TextTransformer) and owns the scalar `logit_scale` (stored as a log, like
 OpenAI / transformers).
@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from sgvu.models import layers
-from sgvu.models.configs import DTYPES, SHARED, from_dict, shared_problems
+from sgvu.models.configs import DTYPES, SHARED, drop_defaults, from_dict, shared_problems
 from sgvu.models.text import TEXT_POOLS, TextConfig, TextTransformer
 from sgvu.models.vit import STEMS, VisionConfig, VisionTransformer
 
@@ -45,6 +45,7 @@ class CLIPConfig:
   activation: str = "quick_gelu"
   remat: bool = False
   dtype: str = "float32"  # compute dtype of activations
+  attention: str = "auto"  # attention kernel, see TowerConfig.attention
 
   def __post_init__(self):
     problems = shared_problems(self)
@@ -72,7 +73,7 @@ class CLIPConfig:
     for tower in TOWERS:
       for k in SHARED:
         del d[tower][k]
-    return d
+    return drop_defaults(d)
 
   @classmethod
   def from_dict(cls, d: Mapping[str, Any]) -> "CLIPConfig":

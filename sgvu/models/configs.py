@@ -19,7 +19,12 @@ from sgvu.models import layers
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16,
           "float16": jnp.float16}
 # The TowerConfig fields CLIPConfig forwards into both towers.
-SHARED = ("embed_dim", "layer_norm_eps", "activation", "remat", "dtype")
+SHARED = ("embed_dim", "layer_norm_eps", "activation", "remat", "dtype", "attention")
+# Settings that to_dict writes only when they differ from these defaults, so a
+# config with the default serialises exactly as before the setting existed
+# (saved clip_config.json files, bundle specs, cache keys). Absent keys load
+# as the default.
+WRITTEN_UNLESS_DEFAULT = {"attention": "auto"}
 
 C = TypeVar("C")
 
@@ -40,7 +45,7 @@ def from_dict(cls: type[C], d: Any, where: str) -> C:
 
 
 def shared_problems(cfg, prefix: str = "") -> list[str]:
-  """What is wrong with cfg's shared settings (embed_dim, dtype, activation)."""
+  """What is wrong with cfg's shared settings (embed_dim, dtype, activation, attention)."""
   problems = []
   if cfg.embed_dim < 1:
     problems.append(f"{prefix}embed_dim must be >= 1, got {cfg.embed_dim}")
@@ -49,7 +54,16 @@ def shared_problems(cfg, prefix: str = "") -> list[str]:
   if cfg.activation not in layers.ACTIVATIONS:
     problems.append(f"{prefix}activation {cfg.activation!r}; valid: "
                     f"{sorted(layers.ACTIVATIONS)}")
+  if cfg.attention not in layers.ATTENTIONS:
+    problems.append(f"{prefix}attention {cfg.attention!r}; valid: "
+                    f"{list(layers.ATTENTIONS)}")
   return problems
+
+
+def drop_defaults(d: dict[str, Any]) -> dict[str, Any]:
+  """d without the WRITTEN_UNLESS_DEFAULT keys that hold their default."""
+  return {k: v for k, v in d.items()
+          if k not in WRITTEN_UNLESS_DEFAULT or v != WRITTEN_UNLESS_DEFAULT[k]}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -59,7 +73,11 @@ class TowerConfig:
   layer_norm_eps: float = 1e-5
   activation: str = "quick_gelu"  # a key of layers.ACTIVATIONS
   remat: bool = False  # rematerialise each block in the backward pass
-  dtype: str = "float32"  # compute dtype of activations (a key of DTYPES)
+  dtype: str = "float32"  # compute dtype of activations (a key of DTYPES); params stay float32
+  # Attention kernel (layers.ATTENTIONS): 'auto' = cuDNN flash attention on a
+  # CUDA GPU when dtype and head size allow it, else XLA; 'xla'; 'cudnn'
+  # (raises where it cannot run). See layers.attention_implementation.
+  attention: str = "auto"
 
   def __post_init__(self):
     problems = shared_problems(self) + self.problems()
@@ -78,7 +96,7 @@ class TowerConfig:
     return dataclasses.replace(self, **changes)
 
   def to_dict(self) -> dict[str, Any]:
-    return dataclasses.asdict(self)
+    return drop_defaults(dataclasses.asdict(self))
 
   @classmethod
   def from_dict(cls, d: Mapping[str, Any], where: str | None = None):

@@ -8,10 +8,19 @@ constraints are no-ops.
 Parameter logical names: 'embed' (model width), 'mlp' (MLP hidden), 'heads',
 'kv' (head_dim), 'vocab', 'joint' (CLIP projection output).
 Activation logical names: 'batch', 'length', 'embed', 'mlp', 'heads'.
+
+Attention runs through `jax.nn.dot_product_attention` with the implementation
+the tower config's `attention` setting picks (`attention_implementation`):
+'auto' takes cuDNN flash attention on a CUDA GPU when the compute dtype and
+head size allow it, and XLA everywhere else; 'xla' always XLA; 'cudnn' always
+cuDNN, and a ValueError naming the reason where it cannot run (a CPU or TPU
+backend, float32 compute, an unsupported head size). 'cudnn' is a request to be
+sure of the kernel (benchmarks, parity checks); 'auto' is the portable value.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import flax.linen as nn
@@ -34,6 +43,59 @@ def get_activation(name: str) -> Callable[[Array], Array]:
     raise ValueError(
         f"Unknown activation {name!r}; valid: {sorted(ACTIVATIONS)}")
   return ACTIVATIONS[name]
+
+
+# Values of the towers' `attention` setting.
+ATTENTIONS = ("auto", "xla", "cudnn")
+_CUDNN_DTYPES = (jnp.bfloat16, jnp.float16)
+
+
+@functools.lru_cache(maxsize=None)
+def _cuda_capability() -> tuple[int, int] | None:
+  """(major, minor) compute capability of the default backend's GPU; None off CUDA."""
+  if jax.default_backend() != "gpu":
+    return None
+  device = jax.devices()[0]
+  if "cuda" not in str(getattr(device.client, "platform_version", "")).lower():
+    return None  # ROCm: no cuDNN
+  try:
+    major, minor = str(device.compute_capability).split(".")[:2]
+    return int(major), int(minor)
+  except (AttributeError, ValueError):
+    return None
+
+
+def cudnn_attention_problem(dtype: Dtype, head_dim: int) -> str | None:
+  """Why cuDNN flash attention cannot run here with this compute dtype and head size (None: it can).
+
+  Mirrors the checks of jax's cuDNN path (jax._src.cudnn.fused_attention_stablehlo):
+  a CUDA GPU of compute capability >= 8.0, bfloat16/float16 inputs, a head size
+  that is a multiple of 8 and at most 128 (256 from Hopper, 9.0, on).
+  """
+  capability = _cuda_capability()
+  if capability is None:
+    return f"the default JAX backend is {jax.default_backend()!r}, not a CUDA GPU"
+  if capability < (8, 0):
+    return f"GPU compute capability {capability[0]}.{capability[1]} < 8.0"
+  if jnp.dtype(dtype) not in [jnp.dtype(d) for d in _CUDNN_DTYPES]:
+    return f"compute dtype {jnp.dtype(dtype).name} (cuDNN flash attention takes bfloat16 or float16)"
+  limit = 256 if capability >= (9, 0) else 128
+  if head_dim % 8 or head_dim > limit:
+    return f"head size {head_dim} (must be a multiple of 8 and <= {limit})"
+  return None
+
+
+def attention_implementation(setting: str, dtype: Dtype, head_dim: int) -> str:
+  """'xla' or 'cudnn': the `implementation` of jax.nn.dot_product_attention for a tower's setting."""
+  if setting not in ATTENTIONS:
+    raise ValueError(f"attention {setting!r}; valid: {list(ATTENTIONS)}")
+  if setting == "xla":
+    return "xla"
+  problem = cudnn_attention_problem(dtype, head_dim)
+  if setting == "cudnn" and problem:
+    raise ValueError(f"attention='cudnn' cannot run here: {problem}. Use attention='auto' (cuDNN where it "
+                     "can run, XLA elsewhere) or 'xla'")
+  return "xla" if problem else "cudnn"
 
 
 def param_with_axes(init: Callable[..., Array], names: tuple[str | None, ...]):
@@ -59,10 +121,12 @@ class MultiHeadAttention(nn.Module):
   Params: `qkv_kernel` [D, 3, H, K], `qkv_bias` [3, H, K], `out_kernel`
   [H, K, D], `out_bias` [D]; a transformers `{q,k,v,out}_proj` maps onto them
   by transpose + reshape (see sgvu/clip_io.py).
+  `attention` is one of ATTENTIONS (see `attention_implementation`).
   """
   num_heads: int
   causal: bool = False
   dtype: Dtype = jnp.float32
+  attention: str = "auto"
 
   @nn.compact
   def __call__(self, x: Array) -> Array:
@@ -92,7 +156,8 @@ class MultiHeadAttention(nn.Module):
     qkv = qkv + qkv_bias[:, None, None]
     q, k, v = (constrain(t, ("batch", "length", "heads", None)) for t in qkv)
     out = jax.nn.dot_product_attention(
-        q, k, v, scale=head_dim ** -0.5, is_causal=self.causal)
+        q, k, v, scale=head_dim ** -0.5, is_causal=self.causal,
+        implementation=attention_implementation(self.attention, q.dtype, head_dim))
     out = jnp.einsum("blhk,hkd->bld", out, out_kernel) + out_bias
     return constrain(out, ("batch", "length", "embed"))
 
@@ -127,13 +192,15 @@ class ResidualBlock(nn.Module):
   activation: str = "quick_gelu"
   layer_norm_eps: float = 1e-5
   dtype: Dtype = jnp.float32
+  attention: str = "auto"  # one of ATTENTIONS
 
   @nn.compact
   def __call__(self, x: Array) -> Array:
     x = constrain(x, ("batch", "length", "embed"))
     h = layer_norm(self.layer_norm_eps, self.dtype, "ln_1")(x)
     x = x + MultiHeadAttention(
-        self.num_heads, causal=self.causal, dtype=self.dtype, name="attn")(h)
+        self.num_heads, causal=self.causal, dtype=self.dtype,
+        attention=self.attention, name="attn")(h)
     h = layer_norm(self.layer_norm_eps, self.dtype, "ln_2")(x)
     x = x + MlpBlock(
         self.mlp_dim, activation=self.activation, dtype=self.dtype,

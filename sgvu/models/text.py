@@ -18,7 +18,7 @@ TEXT_POOLS = ("eos", "argmax")
 @dataclasses.dataclass(frozen=True)
 class TextConfig(TowerConfig):
   """Everything `TextTransformer` needs; the shared settings (embed_dim,
-  layer_norm_eps, activation, remat, dtype) are keyword-only (TowerConfig)."""
+  layer_norm_eps, activation, remat, dtype, attention) are keyword-only (TowerConfig)."""
   vocab_size: int
   context_length: int
   width: int
@@ -103,7 +103,7 @@ class TextTransformer(nn.Module):
     for i in range(tc.layers):
       x = block(tc.heads, tc.mlp_dim, causal=True, activation=tc.activation,
                 layer_norm_eps=tc.layer_norm_eps, dtype=dtype,
-                name=f"block_{i}")(x)
+                attention=tc.attention, name=f"block_{i}")(x)
     x = layers.layer_norm(tc.layer_norm_eps, dtype, "ln_final")(x)
     x = constrain(x, ("batch", "length", "embed"))
 

@@ -19,7 +19,7 @@ STEMS = ("patch", "conv")
 @dataclasses.dataclass(frozen=True)
 class VisionConfig(TowerConfig):
   """Everything `VisionTransformer` needs; the shared settings (embed_dim,
-  layer_norm_eps, activation, remat, dtype) are keyword-only (TowerConfig)."""
+  layer_norm_eps, activation, remat, dtype, attention) are keyword-only (TowerConfig)."""
   image_size: int
   patch_size: int
   width: int
@@ -191,7 +191,7 @@ class VisionTransformer(nn.Module):
         x = x.at[:, -num_prompts:].set(deep_prompts[:, i].astype(x.dtype))
       x = block(vc.heads, vc.mlp_dim, causal=False, activation=vc.activation,
                 layer_norm_eps=vc.layer_norm_eps, dtype=dtype,
-                name=f"block_{i}")(x)
+                attention=vc.attention, name=f"block_{i}")(x)
     tokens = constrain(x, ("batch", "length", "embed"))
 
     pooled = layers.layer_norm(vc.layer_norm_eps, dtype, "ln_post")(
