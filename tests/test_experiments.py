@@ -11,6 +11,7 @@ import pytest
 
 from experiments import blocks, fg_zs_sbir, zs_sbir
 from sgvu import main
+from sgvu.tools import search
 from sgvu.models.clip import get_preset
 
 ROOT = os.path.dirname(os.path.dirname(__file__))
@@ -45,7 +46,8 @@ def test_zs_sbir_small_end_to_end_and_resume(tmp_path):
     for m in ("mAP@all", "mAP@200", "P@100", "P@200"):
       assert 0.0 <= r[m] <= 1.0, (r["method"], m, r[m])
   assert os.path.getsize(tmp_path / "retrieval_grid.png") > 1000
-  assert (tmp_path / "ours" / "metrics.jsonl").exists()
+  assert (tmp_path / "ours" / "seed0" / "metrics.jsonl").exists()
+  assert results["smoke_test"] is True and set(results["flagged"]) == {"mAP@200", "P@100", "P@200"}
 
   # "LayerNorm only" really is: prompts (2 x P x D) plus every LayerNorm of the image tower, nothing else.
   vision = get_preset(config.clip_train.model).vision
@@ -57,10 +59,25 @@ def test_zs_sbir_small_end_to_end_and_resume(tmp_path):
   assert rows["random"]["mAP@all"] != rows["frozen"]["mAP@all"]  # chance row: not the model's embeddings
   assert rows["full-ft"]["trainable_params"] > 10 * rows["ours"]["trainable_params"]
 
+  # Every row but the chance row leaves a bundle that the search tool loads without the task.
+  bundle = search.open_bundle(str(tmp_path), "ours")
+  assert len(bundle.gallery.embeds) == 45 and bundle.meta["method"] == "ours"
+  assert not (tmp_path / "random" / "seed0" / "bundle").exists()
+
   # Same command again: finished rows are reused, not retrained.
-  before = os.path.getmtime(tmp_path / "ours" / "row.json")
+  before = os.path.getmtime(tmp_path / "ours" / "seed0" / "result.json")
   main.run(config, str(tmp_path))
-  assert os.path.getmtime(tmp_path / "ours" / "row.json") == before
+  assert os.path.getmtime(tmp_path / "ours" / "seed0" / "result.json") == before
+
+  # Other settings, one method (issue 9's stale-row scenario): that row trains again with the new settings,
+  # and results.json holds only rows made with the current settings.
+  config.zs_train.num_steps = 8
+  config.methods = ("linear",)
+  main.run(config, str(tmp_path))
+  results, rows = _rows(tmp_path)
+  assert list(rows) == ["linear"]
+  logged = [json.loads(l) for l in (tmp_path / "linear" / "seed0" / "metrics.jsonl").read_text().splitlines()]
+  assert max(r["step"] for r in logged) == 8
 
 
 def test_fg_zs_sbir_small_reports_instance_accuracy(tmp_path):

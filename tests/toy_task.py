@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sgvu import configs
+from experiments import blocks
 from sgvu.tasks.base import Task
 
 
@@ -57,7 +57,7 @@ class ToyTask(Task):
 
 
 def toy_config(num_devices=1, steps=6, **kw):
-  c = configs.train_config()
+  c = blocks.train_config()
   c.batch_size = 8
   c.num_steps = steps
   c.log_every = 1
