@@ -18,26 +18,13 @@ from sgvu.evaluators import on_the_fly as on_the_fly_eval
 from sgvu.tasks import on_the_fly
 from sgvu.tasks.on_the_fly_data import level_fractions
 from tests import fixtures_data
+from toy_task import DIM, LEVELS, PHOTOS, toy_level_data
 from tests.test_fg_sbir import write_random_clip
 
 
 def _run(config, workdir):
   """What `python -m sgvu.main` does: look the experiment up in the registry, validate, run."""
   return sgvu_main.run(config, str(workdir))
-
-
-LEVELS, DIM, PHOTOS = 5, 8, 24
-
-
-def _toy_data(seed, sketches):
-  """Sketch features = the true photo's embedding + noise that shrinks as the drawing completes."""
-  rng = np.random.default_rng(seed)
-  photos = rng.normal(size=(PHOTOS, DIM)).astype(np.float32)
-  photos /= np.linalg.norm(photos, axis=1, keepdims=True)
-  targets = rng.integers(PHOTOS, size=sketches).astype(np.int32)
-  noise = np.linspace(1.2, 0.2, LEVELS)[None, :, None]
-  features = photos[targets][:, None] + noise * rng.normal(size=(sketches, LEVELS, DIM)) / np.sqrt(DIM)
-  return on_the_fly.LevelData(features.astype(np.float32), targets, photos, np.zeros(PHOTOS, np.int32))
 
 
 def _toy_config(num_devices=1, steps=40):
@@ -64,7 +51,7 @@ def _distorted_head(seed=3):
 @pytest.mark.parametrize("name,gain", [("ppo", 0.1), ("vanilla-pg", 0.03)])
 def test_policy_improves_m_at_b_over_its_initialisation(tmp_path, name, gain):
   config = _toy_config(steps=50)
-  task = on_the_fly.PolicyTask(config, on_the_fly.METHODS[name], _toy_data(0, 128), _toy_data(1, 64),
+  task = on_the_fly.PolicyTask(config, on_the_fly.METHODS[name], toy_level_data(0, 128), toy_level_data(1, 64),
                                _distorted_head())
   setup = train.build(task, config.rl_train)
   evaluate = lambda p: on_the_fly_eval.OnTheFly(task.predict_fns(), levels=task.test_data).run(p)
@@ -88,7 +75,7 @@ def _split(task, state):
 def test_head_tasks_start_from_b1_and_learn(tmp_path, name):
   config = _toy_config(steps=30)
   head = _distorted_head()
-  task = on_the_fly.HeadTask(config, on_the_fly.METHODS[name], _toy_data(0, 128), _toy_data(1, 64), head)
+  task = on_the_fly.HeadTask(config, on_the_fly.METHODS[name], toy_level_data(0, 128), toy_level_data(1, 64), head)
   pre = task.pretrained()
   if name == "B4":  # every level's head starts as B1's
     chex.assert_shape(pre["heads/proj/kernel"], (LEVELS, DIM, DIM))
@@ -103,7 +90,7 @@ def test_head_tasks_start_from_b1_and_learn(tmp_path, name):
 
 
 def test_score_and_curves_png(tmp_path):
-  data = _toy_data(0, 10)
+  data = toy_level_data(0, 10)
   embeds = np.broadcast_to(data.photos[data.targets][:, None], (10, LEVELS, DIM)).copy()
   embeds[:, 0] = data.photos[(data.targets + 1) % PHOTOS]  # level 0 retrieves the wrong photo first
   result, curves, ranks = on_the_fly_eval.score_levels(embeds, data.targets, data.photos)

@@ -8,6 +8,7 @@ import optax
 import pytest
 
 from sgvu import rl
+from toy_task import DIM, toy_level_data
 
 
 def test_retrieval_ranks_count_ties_against_the_target():
@@ -162,18 +163,7 @@ def test_ppo_update_carries_the_optimizer_state_and_ppo_epochs_restarts_it():
 
 # --- PPO in the training loop: the task's own update, one optimizer state across batches -----------
 
-LEVELS, DIM, PHOTOS = 5, 8, 24
 
-
-def _level_data(seed, sketches):
-  from sgvu.tasks import on_the_fly
-  rng = np.random.default_rng(seed)
-  photos = rng.normal(size=(PHOTOS, DIM)).astype(np.float32)
-  photos /= np.linalg.norm(photos, axis=1, keepdims=True)
-  targets = rng.integers(PHOTOS, size=sketches).astype(np.int32)
-  noise = np.linspace(1.2, 0.2, LEVELS)[None, :, None]
-  features = photos[targets][:, None] + noise * rng.normal(size=(sketches, LEVELS, DIM)) / np.sqrt(DIM)
-  return on_the_fly.LevelData(features.astype(np.float32), targets, photos, np.zeros(PHOTOS, np.int32))
 
 
 def _policy_task(method, num_devices):
@@ -188,7 +178,7 @@ def _policy_task(method, num_devices):
   rng = np.random.default_rng(3)
   head = {"proj/kernel": (np.eye(DIM) + 0.9 * rng.normal(size=(DIM, DIM))).astype(np.float32),
           "proj/bias": np.zeros(DIM, np.float32)}
-  task = on_the_fly.PolicyTask(config, on_the_fly.METHODS[method], _level_data(0, 64), _level_data(1, 16), head)
+  task = on_the_fly.PolicyTask(config, on_the_fly.METHODS[method], toy_level_data(0, 64), toy_level_data(1, 16), head)
   return config, task, on_the_fly.method_train_config(config, task.method)
 
 

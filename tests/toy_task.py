@@ -66,3 +66,19 @@ def toy_config(num_devices=1, steps=6, **kw):
   c.optim.lr = 1e-2
   c.update(kw)
   return c
+
+
+# Toy on-the-fly data (tests of the head / policy tasks and of PPO in the loop).
+LEVELS, DIM, PHOTOS = 5, 8, 24
+
+
+def toy_level_data(seed, sketches):
+  """Sketch features = the true photo's embedding + noise that shrinks as the drawing completes."""
+  from sgvu.tasks.on_the_fly_data import LevelData
+  rng = np.random.default_rng(seed)
+  photos = rng.normal(size=(PHOTOS, DIM)).astype(np.float32)
+  photos /= np.linalg.norm(photos, axis=1, keepdims=True)
+  targets = rng.integers(PHOTOS, size=sketches).astype(np.int32)
+  noise = np.linspace(1.2, 0.2, LEVELS)[None, :, None]
+  features = photos[targets][:, None] + noise * rng.normal(size=(sketches, LEVELS, DIM)) / np.sqrt(DIM)
+  return LevelData(features.astype(np.float32), targets, photos, np.zeros(PHOTOS, np.int32))
