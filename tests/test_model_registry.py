@@ -237,3 +237,23 @@ def test_models_do_not_import_tasks_and_each_imports_alone():
       if p.returncode:
         failed[m] = out[-2000:]
   assert not failed, failed
+
+
+def test_layers_import_only_downwards():
+  """data -> models -> tasks -> runner/evaluators -> tools (docs/architecture.md): tools load bundles,
+  never a task; the runner, evaluators and bundles know no task; data knows no model."""
+  graph = import_graph()
+  rules = {("sgvu.tools", "sgvu.evaluators", "sgvu.experiment", "sgvu.export"): ("sgvu.tasks",),
+           ("sgvu.data", "sgvu.metrics"): ("sgvu.models", "sgvu.tasks", "sgvu.tools", "sgvu.train"),
+           ("sgvu.models",): ("sgvu.tasks", "sgvu.tools", "sgvu.train", "sgvu.experiment")}
+  for owners, banned in rules.items():
+    for module, targets in graph.items():
+      if module.startswith(owners):
+        bad = sorted(t for t in targets if t.startswith(banned))
+        assert not bad, f"{module} imports {bad}"
+
+
+def test_modules_stay_small():
+  big = {str(p.relative_to(ROOT)): n for p in (ROOT / "sgvu").rglob("*.py")
+         if (n := len(p.read_text().splitlines())) > 450}
+  assert not big, big
