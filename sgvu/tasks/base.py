@@ -122,8 +122,15 @@ class Task(abc.ABC):
   def train_iterator(self, batch_size: int, seed: int) -> Iterator[Batch]:
     """This process's batches (numpy); must support get_state()/set_state() (grain)."""
 
+  def predict_fns(self) -> Mapping[str, Any]:
+    """Pure functions (params, inputs) -> outputs that evaluators and exported bundles use, by the names
+    `sgvu.evaluators` know: 'embed_sketch' / 'embed_photo' (uint8 images -> embeddings), 'embed_texts'
+    (strings -> embeddings), 'embed_levels' (per-level features -> embeddings)."""
+    return {}
+
   def evaluate(self, params: Params) -> Mapping[str, float]:
-    """Evaluation metrics on the current params (called on every process)."""
+    """Evaluation metrics on the current params, when `fit` is given no `evaluate` (tests' toy tasks).
+    Experiments evaluate through `sgvu.evaluators` built from `predict_fns` instead."""
     del params
     return {}
 
