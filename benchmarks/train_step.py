@@ -517,7 +517,7 @@ def run_accelerator(proto: Protocol, cfg, modes, args) -> bool:
   head += [f"{s} MFU" for s in proto.sides]
   print("| " + " | ".join(head) + " |")
   print("|" + "---|" * len(head))
-  met = True
+  met = bool(sgvu_names and ref)
   for mode, trainable, flops, ms in rows:
     cells = [mode, f"{trainable:,}", f"{flops / 1e12:.2f}"] + [f"{ms[s]:.1f}" for s in proto.sides]
     if ref and sgvu_names:
