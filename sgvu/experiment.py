@@ -240,13 +240,16 @@ def flagged_metrics(metrics: Sequence[str], gallery_size: int | None) -> list[st
   return out
 
 
-def run(table: Table, workdir: str) -> dict:
-  """Runs every (row, seed) not already done with these settings; returns {"rows": [...]}."""
+def run(table: Table, workdir: str, *, started: float | None = None) -> dict:
+  """Runs every (row, seed) not already done with these settings; returns {"rows": [...]}.
+
+  `started` (time.perf_counter() when the experiment began, before shared stages such as CLIP
+  pretraining) makes the reported wall time the whole job's; default: now."""
   if not table.methods:
     raise ValueError("config.methods is empty")
   if table.seeds < 1:
     raise ValueError(f"config.seeds={table.seeds} must be >= 1")
-  t0 = time.perf_counter()
+  t0 = time.perf_counter() if started is None else started
   results_path = os.path.join(workdir, "results.json")
   flagged = flagged_metrics(table.metrics, table.gallery_size)
   extra = {**table.extra, "smoke_test": table.smoke_test, "code_version": code_version()}

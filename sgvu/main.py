@@ -10,7 +10,6 @@ XLA compiles are cached across runs (sgvu.compile_cache; `--nocompile_cache`).
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -125,8 +124,8 @@ def _main(argv) -> None:
     compile_cache.enable()
   sharding.maybe_initialize_distributed()
   workdir = _WORKDIR.value or os.path.join("runs", config.get("name", task))
-  results = run(config, workdir)
-  print(json.dumps(results.get("rows", results), indent=1))
+  run(config, workdir)  # the runner prints the table
+  print(f"results: {os.path.join(workdir, 'results.json')}")
 
 
 def main(argv) -> None:

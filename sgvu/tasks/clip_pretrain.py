@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import time
 
 from absl import logging
 import jax
@@ -164,6 +165,7 @@ def ensure_pretrained(config: ml_collections.ConfigDict) -> str:
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """`python -m sgvu.main --config=experiments/clip_pretrain.py`: pretrain (or reuse) and report zero-shot accuracy."""
+  started = time.perf_counter()
   c = config.clip_train
 
   def run_row(name: str, seed: int, directory: str) -> dict:
@@ -179,4 +181,4 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       name=config.name, split="test", metrics=metrics_names, methods=("clip-synth",), run_row=run_row,
       settings=lambda name: {"clip_train": c}, trains=lambda name: False,
       description=f"SynthSketch CLIP ({c.model}), zero-shot over held-out photos",
-      smoke_test=config.get("smoke_test", False)), workdir)
+      smoke_test=config.get("smoke_test", False)), workdir, started=started)

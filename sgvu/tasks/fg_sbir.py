@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from typing import Callable
 
 from absl import logging
@@ -279,4 +280,5 @@ def table(config: ml_collections.ConfigDict, workdir: str) -> experiment.Table:
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  return experiment.run(table(config, workdir), workdir)
+  started = time.perf_counter()  # the wall time includes shared stages (CLIP, data, stage 1)
+  return experiment.run(table(config, workdir), workdir, started=started)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from typing import Any
 
 from absl import logging
@@ -399,4 +400,5 @@ def table(config: ml_collections.ConfigDict, workdir: str) -> experiment.Table:
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  return experiment.run(table(config, workdir), workdir)
+  started = time.perf_counter()  # the wall time includes shared stages (CLIP, data, stage 1)
+  return experiment.run(table(config, workdir), workdir, started=started)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import time
 import re
 
 from absl import logging
@@ -279,7 +280,8 @@ def export_bundle(config, task: ZSSBIRTask, params, method: str, seed: int, step
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  return experiment.run(table(config, workdir), workdir)
+  started = time.perf_counter()  # the wall time includes shared stages (CLIP, data, stage 1)
+  return experiment.run(table(config, workdir), workdir, started=started)
 
 
 def _draw_grid(config, source, workdir: str) -> None:
