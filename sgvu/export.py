@@ -70,6 +70,15 @@ def _nest(flat: Mapping[str, np.ndarray]) -> dict:
   return out
 
 
+def split_gallery(embed_photo, source: Source, split: str, *, image_size: int, batch_size: int,
+                  strict: bool = False) -> Gallery:
+  """A split's photos through `embed_photo` (uint8 images -> embeddings): a bundle's gallery."""
+  embeds, labels, index = batching.embed_split(embed_photo, source, split, "photo", image_size=image_size,
+                                               batch_size=batch_size, strict=strict)
+  photos = source.split(split).photos
+  return Gallery(embeds, labels, index, np.asarray([photos[int(i)].key for i in index]))
+
+
 def save(directory: str, *, model, params, meta: Mapping[str, Any], gallery: Gallery) -> str:
   """Writes a bundle (atomically: a half-written one never exists) and returns its directory."""
   if jax.process_index() != 0:

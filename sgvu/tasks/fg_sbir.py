@@ -34,7 +34,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from sgvu import batching, clip_io, configs, evaluators, experiment, export, losses, preprocess, train
+from sgvu import clip_io, configs, evaluators, experiment, export, losses, preprocess, train
 from sgvu.data import configured, pipeline
 from sgvu.models.clip import CLIPConfig
 from sgvu.models.fg_sbir import ENCODERS, FGSBIRModel
@@ -203,17 +203,15 @@ def train_method(config, name: str, workdir: str, source, backbone: Backbone, se
 
 
 def export_bundle(config, task: FGSBIRTask, params, method: str, seed: int, step: int, directory: str, *,
-                  model=None, query=None, levels: int = 0) -> None:
+                  model=None, query=None) -> None:
   """An FG-SBIR model's inference bundle: sketch -> embedding, the test photos as the gallery.
 
   on_the_fly passes its own `model` (stage 1 + a row's head) and `query`; the
   gallery is always the stage-1 model's photo branch."""
-  embed_photo = task.jitted_encoder("photo")
-  embeds, labels, index = batching.embed_split(lambda im: embed_photo(params if model is None else params["backbone"],
-                                                                      im), task.source, "test", "photo",
-                                               image_size=task.image_size, batch_size=config.eval_batch_size,
-                                               strict=config.data.strict)
-  split = task.source.split("test")
+  embed_photo, photo_params = task.jitted_encoder("photo"), params if model is None else params["backbone"]
+  gallery = export.split_gallery(lambda im: embed_photo(photo_params, im), task.source, "test",
+                                 image_size=task.image_size, batch_size=config.eval_batch_size,
+                                 strict=config.data.strict)
   meta = {"experiment": config.name, "task": config.task, "method": method, "seed": seed, "step": step,
           "level": "instance", "image_size": task.image_size,
           "query": query or {"method": "__call__", "kwargs": {"modality": "sketch"}, "levels": 0},
@@ -221,8 +219,7 @@ def export_bundle(config, task: FGSBIRTask, params, method: str, seed: int, step
                       {"method": "embed_photos", "kwargs": {}}),
           "data": {**config.data.to_dict(), "source_options": source_options(config)}, "split": "test",
           "categories": list(task.source.categories)}
-  export.save(directory, model=model or task.model, params=params, meta=meta,
-              gallery=export.Gallery(embeds, labels, index, np.asarray([split.photos[int(i)].key for i in index])))
+  export.save(directory, model=model or task.model, params=params, meta=meta, gallery=gallery)
 
 
 def validate_base(config: ml_collections.ConfigDict, methods=()) -> None:

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from sgvu import batching, clip_io, configs, evaluators, experiment, export, losses, metrics, preprocess
+from sgvu import clip_io, configs, evaluators, experiment, export, losses, metrics, preprocess
 from sgvu import tokenizers, train, viz
 from sgvu.data import configured, pipeline
 from sgvu.models.prompted import PromptedImageEncoder
@@ -263,20 +263,16 @@ def table(config: ml_collections.ConfigDict, workdir: str) -> experiment.Table:
 
 def export_bundle(config, task: ZSSBIRTask, params, method: str, seed: int, step: int, directory: str) -> None:
   """The row's inference bundle: the prompted encoder, its params and the test gallery's embeddings."""
-  fns = task.predict_fns()
-  embeds, labels, index = batching.embed_split(lambda im: fns["embed_photo"](params, im), task.source, "test",
-                                               "photo", image_size=task.image_size,
-                                               batch_size=config.eval_batch_size, strict=config.data.strict)
-  split = task.source.split("test")
-  keys = [split.photos[int(i)].key for i in index]
+  embed_photo = task.predict_fns()["embed_photo"]
+  gallery = export.split_gallery(lambda im: embed_photo(params, im), task.source, "test", image_size=task.image_size,
+                                 batch_size=config.eval_batch_size, strict=config.data.strict)
   meta = {"experiment": config.name, "task": "zs_sbir", "method": method, "seed": seed, "step": step,
           "level": config.level, "image_size": task.image_size,
           "query": {"method": "__call__", "kwargs": {"modality": "sketch"}, "levels": 0},
           "gallery": {"method": "__call__", "kwargs": {"modality": "photo"}},
           "data": {**config.data.to_dict(), "source_options": source_options(config)}, "split": "test",
           "categories": list(task.source.categories)}
-  export.save(directory, model=task.model, params=params, meta=meta,
-              gallery=export.Gallery(embeds, labels, index, np.asarray(keys)))
+  export.save(directory, model=task.model, params=params, meta=meta, gallery=gallery)
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
