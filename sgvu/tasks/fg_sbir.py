@@ -31,7 +31,6 @@ from absl import logging
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 import optax
 
 from sgvu import clip_io, configs, evaluators, experiment, export, losses, preprocess, train
