@@ -60,6 +60,7 @@ class Table:
   smoke_test: bool = False
   pictures: Callable[[dict[str, dict]], None] | None = None  # rows by method -> draws (after all rows)
   extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # more keys for results.json
+  fingerprint: str = ""  # table_fingerprint(config): printed under the table and kept in results.json
 
 
 def slug(name: str) -> str:
@@ -87,6 +88,19 @@ def code_version() -> str:
   return h.hexdigest()[:16]
 
 
+def asset_versions() -> list[str]:
+  """Sorted sha256 of every file shipped under sgvu/assets/ (path and content); [] while there is none."""
+  root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
+  out = []
+  for folder, dirs, files in os.walk(root):
+    dirs[:] = [d for d in dirs if d != "__pycache__"]
+    for name in files:
+      path = os.path.join(folder, name)
+      with open(path, "rb") as f:
+        out.append(hashlib.sha256(os.path.relpath(path, root).encode() + b"\0" + f.read()).hexdigest())
+  return sorted(out)
+
+
 def without_neutral(settings: Any) -> Any:
   """A config (or dict) minus the keys in NEUTRAL_KEYS, at any depth."""
   if hasattr(settings, "to_dict"):
@@ -100,6 +114,15 @@ def without_neutral(settings: Any) -> Any:
 
 def fingerprint(settings: Any, seed: int) -> str:
   blob = json.dumps({"settings": without_neutral(settings), "seed": seed, "code": code_version()},
+                    sort_keys=True, default=str)
+  return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def table_fingerprint(config: Any) -> str:
+  """What a printed table depends on: the code, the config minus NEUTRAL_KEYS and the shipped assets.
+
+  README.md puts it above each results table; tests/test_readme_tables.py fails when it no longer matches."""
+  blob = json.dumps({"code": code_version(), "config": without_neutral(config), "assets": asset_versions()},
                     sort_keys=True, default=str)
   return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -253,6 +276,8 @@ def run(table: Table, workdir: str, *, started: float | None = None) -> dict:
   results_path = os.path.join(workdir, "results.json")
   flagged = flagged_metrics(table.metrics, table.gallery_size)
   extra = {**table.extra, "smoke_test": table.smoke_test, "code_version": code_version()}
+  if table.fingerprint:
+    extra["table_fingerprint"] = table.fingerprint
   if flagged:
     extra["flagged"] = {m: f"K >= gallery size {table.gallery_size}" for m in flagged}
   earlier = _earlier_rows(results_path, table, table.methods)
@@ -279,5 +304,6 @@ def run(table: Table, workdir: str, *, started: float | None = None) -> dict:
   if any(r["seeds"] == 1 and table.trains(r["method"]) for r in rows):
     notes.append("rows with 1 seed have no standard deviation (config.seeds)")
   header = f"{table.name}: {table.description} ({wall / 60:.1f} min)".replace(":  (", ": (")
-  print("\n".join([f"\n{header}", format_table(rows, table.metrics, flagged=flagged)] + notes) + "\n")
+  stamp = [f"table fingerprint: {table.fingerprint}"] if table.fingerprint else []
+  print("\n".join([f"\n{header}", format_table(rows, table.metrics, flagged=flagged)] + stamp + notes) + "\n")
   return {"rows": rows}

@@ -181,4 +181,5 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       name=config.name, split="test", metrics=metrics_names, methods=("clip-synth",), run_row=run_row,
       settings=lambda name: {"clip_train": c}, trains=lambda name: False,
       description=f"SynthSketch CLIP ({c.model}), zero-shot over held-out photos",
-      smoke_test=config.get("smoke_test", False)), workdir, started=started)
+      smoke_test=config.get("smoke_test", False), fingerprint=experiment.table_fingerprint(config)),
+      workdir, started=started)

@@ -272,7 +272,7 @@ def table(config: ml_collections.ConfigDict, workdir: str) -> experiment.Table:
       settings=lambda name: {"config": config, "method": name}, trains=lambda name: METHODS[name].trains,
       seeds=config.seeds, gallery_size=len(source.split("test").photos),
       description=f"{config.data.dataset}, instance-level, gallery = all test photos",
-      smoke_test=config.get("smoke_test", False))
+      smoke_test=config.get("smoke_test", False), fingerprint=experiment.table_fingerprint(config))
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:

@@ -396,7 +396,8 @@ def table(config: ml_collections.ConfigDict, workdir: str) -> experiment.Table:
       seeds=config.seeds, gallery_size=len(stage.test_data.photos),
       description=(f"{config.data.dataset}, {len(stage.test_data.targets)} test sketches x {config.levels} levels, "
                    f"gallery {len(stage.test_data.photos)} photos"),
-      smoke_test=config.get("smoke_test", False), pictures=pictures, extra={"levels": list(fractions)})
+      smoke_test=config.get("smoke_test", False), pictures=pictures, extra={"levels": list(fractions)},
+      fingerprint=experiment.table_fingerprint(config))
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:

@@ -258,7 +258,8 @@ def table(config: ml_collections.ConfigDict, workdir: str) -> experiment.Table:
       methods=tuple(config.methods), run_row=run_row, settings=lambda name: {"config": config, "method": name},
       trains=lambda name: methods[name].trains, seeds=config.seeds, gallery_size=evaluator.gallery_size(),
       description=f"unseen categories, {config.data.dataset}", smoke_test=config.get("smoke_test", False),
-      pictures=lambda rows: _draw_grid(config, source, workdir), extra={"level": config.level})
+      pictures=lambda rows: _draw_grid(config, source, workdir), extra={"level": config.level},
+      fingerprint=experiment.table_fingerprint(config))
 
 
 def export_bundle(config, task: ZSSBIRTask, params, method: str, seed: int, step: int, directory: str) -> None:
