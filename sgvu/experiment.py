@@ -41,7 +41,7 @@ RESULT_FILE = "result.json"
 FINGERPRINT_FILE = "FINGERPRINT"
 # Keys that never change what a row computes: left out of fingerprints.
 NEUTRAL_KEYS = ("methods", "seeds", "name", "smoke_test", "log_every", "checkpoint_every", "keep_checkpoints",
-                "grid_method", "grid_queries", "num_workers", "cache_dir")
+                "grid_method", "grid_queries", "num_workers", "cache_dir", "ship", "use_shipped")
 
 
 @dataclasses.dataclass
@@ -85,6 +85,57 @@ def code_version() -> str:
         path = os.path.join(folder, name)
         with open(path, "rb") as f:
           h.update(os.path.relpath(path, root).encode() + f.read())
+  return h.hexdigest()[:16]
+
+
+def _module_file(root: str, name: str) -> str | None:
+  """'sgvu.data.synth' -> its file under root (the sgvu folder), or None if not a module of sgvu."""
+  parts = name.split(".")
+  if parts[0] != "sgvu":
+    return None
+  base = os.path.join(os.path.dirname(root), *parts)
+  for path in (base + ".py", os.path.join(base, "__init__.py")):
+    if os.path.isfile(path):
+      return path
+  return None
+
+
+def source_closure(module: str, exclude: Sequence[str] = ()) -> list[str]:
+  """The sgvu source files `module` imports at module level, directly or not (static, with the
+  packages' __init__ files on the way), leaving out modules under the `exclude` prefixes."""
+  import ast  # pylint: disable=g-import-not-at-top
+  root = os.path.dirname(os.path.abspath(__file__))
+  seen, todo = set(), [module]
+  while todo:
+    name = todo.pop()
+    parents = [".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)]
+    for candidate in [name] + parents:
+      if any(candidate == e or candidate.startswith(e + ".") for e in exclude):
+        continue
+      path = _module_file(root, candidate)
+      if path is None or path in seen:
+        continue
+      seen.add(path)
+      with open(path) as f:
+        tree = ast.parse(f.read(), path)
+      for node in tree.body:  # module level only: a function-local import is a conditional dependency
+        if isinstance(node, ast.Import):
+          todo.extend(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+          todo.append(node.module)
+          todo.extend(f"{node.module}.{a.name}" for a in node.names)
+  return sorted(seen)
+
+
+@functools.cache
+def module_version(module: str, exclude: tuple[str, ...] = ()) -> str:
+  """Hash of the sgvu source `module` depends on (source_closure): what a cached artefact of that
+  module (the SynthSketch CLIP) must be rebuilt after, and nothing else."""
+  root = os.path.dirname(os.path.abspath(__file__))
+  h = hashlib.sha256()
+  for path in source_closure(module, exclude):
+    with open(path, "rb") as f:
+      h.update(os.path.relpath(path, root).encode() + f.read())
   return h.hexdigest()[:16]
 
 

@@ -21,12 +21,20 @@ def triplet(anchor: jax.Array, positive: jax.Array, negative: jax.Array, margin:
   return jnp.mean(jax.nn.relu(cosine_distance(anchor, positive) - cosine_distance(anchor, negative) + margin))
 
 
-def infonce(img: jax.Array, txt: jax.Array, logit_scale: jax.Array) -> jax.Array:
-  """CLIP's symmetric contrastive loss; row i of img matches row i of txt."""
+def infonce(img: jax.Array, txt: jax.Array, logit_scale: jax.Array, positives: jax.Array | None = None) -> jax.Array:
+  """CLIP's symmetric contrastive loss; row i of img matches row i of txt.
+
+  positives [B, B] bool (optional, symmetric, true on the diagonal): pairs that also match, e.g.
+  identical captions in one batch; the target spreads evenly over them instead of calling them negatives.
+  """
   logits = logit_scale * l2_normalize(img) @ l2_normalize(txt).T
-  labels = jnp.arange(logits.shape[0])
-  return 0.5 * (optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-                + optax.softmax_cross_entropy_with_integer_labels(logits.T, labels).mean())
+  if positives is None:
+    labels = jnp.arange(logits.shape[0])
+    return 0.5 * (optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+                  + optax.softmax_cross_entropy_with_integer_labels(logits.T, labels).mean())
+  p = positives.astype(logits.dtype)
+  return 0.5 * (optax.softmax_cross_entropy(logits, p / jnp.sum(p, 1, keepdims=True)).mean()
+                + optax.softmax_cross_entropy(logits.T, p.T / jnp.sum(p.T, 1, keepdims=True)).mean())
 
 
 def text_classification(features: jax.Array, class_text: jax.Array, targets: jax.Array,

@@ -427,8 +427,6 @@ def pretrained(tmp_path_factory):
 def shipped_dir(tmp_path, monkeypatch):
   path = str(tmp_path / "assets" / "clip_synth")
   monkeypatch.setattr(clip_pretrain, "SHIPPED_DIR", path)
-  # read_provenance's default directory was bound to the real SHIPPED_DIR at import.
-  monkeypatch.setattr(clip_pretrain.read_provenance, "__defaults__", (path,))
   return path
 
 

@@ -97,10 +97,23 @@ class Source(abc.ABC):
   def load_sketch(self, item: SketchItem) -> Sketch:
     """Raises BadSample for an empty or malformed sketch."""
 
-  def caption(self, item: PhotoItem) -> str | None:
-    """A caption of the photo where the dataset has one."""
+  def caption(self, item: PhotoItem, rng: np.random.Generator | None = None, keep: float = 1.0) -> str | None:
+    """A caption of the photo where the dataset has one. With `rng` and keep < 1, datasets that
+    can (SynthSketch) drop each attribute phrase with probability 1 - keep (caption augmentation)."""
+    del item, rng, keep
+    return None
+
+  def attributes(self, item: PhotoItem) -> dict[str, str] | None:
+    """Named appearance attributes of a photo ({'colour': 'red', ...}) where the dataset knows them."""
     del item
     return None
+
+  @staticmethod
+  def attribute_prompts(category: str) -> dict[str, dict[str, str]]:
+    """Attribute -> {value: a caption naming only that value of a `category` object}; empty where
+    the dataset has no attributes."""
+    del category
+    return {}
 
   @property
   def skipped(self) -> Sequence[tuple[str, str]]:

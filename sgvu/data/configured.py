@@ -19,7 +19,11 @@ def _get(c: Any, key: str, default=None):
 
 def source_from_config(c, *, image_size: int | None = None, kinds: tuple[str, ...] = ("photo", "sketch"),
                        materialize: bool | None = None, **kwargs) -> Source:
-  """config.data (a ConfigDict or its dict) -> Source; with materialize and `image_size`, rendered into memory."""
+  """config.data (a ConfigDict or its dict) -> Source; with materialize and `image_size`, rendered into memory.
+
+  data.holdout = 'categories' | 'instances': a validation split carved from the train split
+  (sgvu.data.holdout, every data.holdout_every-th category or photo); the test split is not touched.
+  """
   dataset = _get(c, "dataset")
   if dataset == "synth":
     kwargs = dict(seed=_get(c, "synth_seed"), photos_per_category=_get(c, "photos_per_category"),
@@ -31,6 +35,9 @@ def source_from_config(c, *, image_size: int | None = None, kinds: tuple[str, ..
     options = _get(c, "reader_options") or {}
     options = options.to_dict() if hasattr(options, "to_dict") else dict(options)
     source = get_source(dataset, _get(c, "root"), **{**options, **kwargs})
+  if _get(c, "holdout", ""):
+    from sgvu.data.holdout import Holdout  # pylint: disable=g-import-not-at-top
+    source = Holdout(source, _get(c, "holdout"), every=_get(c, "holdout_every", 5))
   if materialize is None:
     materialize = bool(_get(c, "materialize", False))
   if materialize and image_size:

@@ -192,14 +192,14 @@ class _PairElement:
 class _CaptionElement:
   """photo position -> {photo, caption, label}."""
 
-  def __init__(self, source: Source, split: Split, image_size: int):
-    self.source, self.split, self.size = source, split, image_size
+  def __init__(self, source: Source, split: Split, image_size: int, caption_keep: float = 1.0):
+    self.source, self.split, self.size, self.keep = source, split, image_size, caption_keep
 
   def __call__(self, photo_index: int, rng: np.random.Generator) -> dict[str, Any]:
-    del rng
     item = self.split.photos[int(photo_index)]
     try:
-      caption = self.source.caption(item)
+      caption = self.source.caption(item) if self.keep >= 1.0 else self.source.caption(item, rng=rng,
+                                                                                        keep=self.keep)
       if not caption:
         raise BadSample(item.key, "photo has no caption")
       return {"photo": load_photo(self.source, item, self.size), "caption": str(caption),
@@ -369,16 +369,19 @@ def photo_caption_loader(source: Source, split: str = "train", *, batch_size: in
                          image_size: int, tokenize: Callable[[list[str]], np.ndarray],
                          seed: int = 0, num_workers: int = 0, num_threads: int = 2,
                          strict: bool = False, num_epochs: int | None = None,
-                         process_index: int | None = None,
-                         process_count: int | None = None) -> PipelineIterator:
-  """{photo uint8 [B,S,S,3], tokens int32 [B,L], label int32 [B]} for CLIP pretraining."""
+                         process_index: int | None = None, process_count: int | None = None,
+                         caption_keep: float = 1.0) -> PipelineIterator:
+  """{photo uint8 [B,S,S,3], tokens int32 [B,L], label int32 [B]} for CLIP pretraining.
+
+  caption_keep < 1: each attribute phrase of a caption is kept with that probability (seeded per
+  element; sources without attributes give their full caption)."""
   sp = source.split(split)
   if not sp.photos:
     raise DataError(f"{source.name}/{split}: no photos")
   if source.caption(sp.photos[0]) is None:
     raise DataError(f"{source.name} has no captions; photo_caption_loader needs a source "
                     "with captions (e.g. synth)")
-  element = _CaptionElement(source, sp, image_size)
+  element = _CaptionElement(source, sp, image_size, caption_keep)
   return _build(source.name, range(len(sp.photos)), element, batch_size=batch_size, seed=seed,
                 num_workers=num_workers, num_threads=num_threads, num_epochs=num_epochs,
                 strict=strict, process_index=process_index, process_count=process_count,

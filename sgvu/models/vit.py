@@ -30,6 +30,9 @@ class VisionConfig(TowerConfig):
   # 'conv': log2(patch_size) stride-2 3x3 convolutions ("early convolutions"),
   # far more sample-efficient for the small from-scratch SynthSketch CLIP.
   stem: str = "patch"
+  # 'conv' stem only: residual 3x3 convolutions after each stride-2 one but the last (more
+  # non-linear depth where it is cheap, at low width and high resolution).
+  stem_depth: int = 0
 
   @property
   def num_patches(self) -> int:
@@ -43,6 +46,8 @@ class VisionConfig(TowerConfig):
     if self.width % self.heads:
       problems.append(f"width {self.width} is not divisible by heads "
                       f"{self.heads}")
+    if self.stem_depth < 0 or (self.stem_depth and self.stem != "conv"):
+      problems.append(f"stem_depth {self.stem_depth} needs stem 'conv' and must be >= 0")
     if self.stem not in STEMS:
       problems.append(f"stem {self.stem!r} not in {STEMS}")
     if self.stem == "conv" and (self.patch_size & (self.patch_size - 1) or
@@ -62,11 +67,12 @@ def _batched_prompts(prompts: jax.Array, batch: int, what: str) -> jax.Array:
                    f"got shape {prompts.shape}")
 
 
-def _conv_stem(images: jax.Array, width: int, patch_size: int, dtype) -> jax.Array:
+def _conv_stem(images: jax.Array, width: int, patch_size: int, dtype, depth: int = 0) -> jax.Array:
   """Stride-2 3x3 convolutions down to one token per patch (Xiao et al., 2021).
 
   Channels double up to `width`; the last layer is a bias-free linear map
-  like the patch convolution it replaces.
+  like the patch convolution it replaces. `depth` residual 3x3 convolutions
+  follow each stride-2 one but the last.
   """
   steps = patch_size.bit_length() - 1
   x = images
@@ -79,6 +85,8 @@ def _conv_stem(images: jax.Array, width: int, patch_size: int, dtype) -> jax.Arr
                     (None, None, None, "embed" if last else None)))(x)
     if not last:
       x = nn.gelu(x)
+      for j in range(depth):
+        x = x + nn.gelu(nn.Conv(channels, (3, 3), padding="SAME", dtype=dtype, name=f"stem_{i}_res{j}")(x))
   return x
 
 
@@ -143,7 +151,7 @@ class VisionTransformer(nn.Module):
           f"{images.shape}")
 
     if vc.stem == "conv":
-      x = _conv_stem(images, vc.width, vc.patch_size, dtype)
+      x = _conv_stem(images, vc.width, vc.patch_size, dtype, vc.stem_depth)
     else:
       x = PatchEmbed(vc.width, vc.patch_size, dtype=dtype,
                      name="patch_embed")(images)

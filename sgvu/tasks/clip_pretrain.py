@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
 import time
 
 from absl import logging
@@ -43,10 +44,12 @@ def synth_tokenizer(context_length: int) -> WordTokenizer:
   return WordTokenizer(vocab, context_length)
 
 
-def synth_clip_config(preset: str, tokenizer: WordTokenizer):
-  """The preset with its text vocabulary sized to SynthSketch's closed vocabulary."""
+def synth_clip_config(preset: str, tokenizer: WordTokenizer, vision: dict | None = None):
+  """The preset with its text vocabulary sized to SynthSketch's closed vocabulary and the image
+  tower's fields changed by `vision` (clip_train.vision, e.g. {'stem_depth': 1})."""
   cfg = get_preset(preset)
-  return cfg.replace(text=dataclasses.replace(cfg.text, vocab_size=tokenizer.vocab_size,
+  return cfg.replace(vision=dataclasses.replace(cfg.vision, **dict(vision or {})),
+                     text=dataclasses.replace(cfg.text, vocab_size=tokenizer.vocab_size,
                                               eos_token_id=tokenizer.eos_token_id, pool="eos"))
 
 
@@ -55,7 +58,7 @@ class CLIPPretrainTask(Task):
 
   def __init__(self, config, source, tokenizer):
     super().__init__(config)
-    self.clip_cfg = synth_clip_config(config.model, tokenizer)
+    self.clip_cfg = synth_clip_config(config.model, tokenizer, config.get("vision"))
     self.model = CLIP(self.clip_cfg)
     self.source, self.tokenizer = source, tokenizer
     self.image_size = self.clip_cfg.vision.image_size
@@ -68,21 +71,34 @@ class CLIPPretrainTask(Task):
     return self.model.init(rng, images, tokens)["params"]
 
   def loss_fn(self, params, batch, rng):
-    # Caption augmentation: with probability template_prob a photo's caption is
-    # "a photo of a [category]". Full captions alone let InfoNCE match on colour,
-    # texture and place words and never learn what the object is.
+    # Caption augmentation: with probability template_prob a photo's caption is "a photo of a
+    # [category]"; the others are partial captions (caption_keep). Full captions alone let InfoNCE
+    # match on colour, texture and place words and never learn what the object is.
     use_template = jax.random.bernoulli(rng, self.config.template_prob, batch["label"].shape)
     tokens = jnp.where(use_template[:, None], self.class_tokens[batch["label"]], batch["tokens"])
     img, txt, scale = self.model.apply({"params": params}, preprocess.normalize_images(batch["photo"]), tokens)
     loss = losses.infonce(img, txt, scale)
+    metrics = {"temperature": scale}
+    if self.config.class_loss_weight:
+      # Image-label contrast (as UniCL): every photo against all 75 "a photo of a [category]" texts.
+      # Captions name the category too, but in a batch of 128 the other captions rarely share it, so
+      # InfoNCE alone teaches category slowly; this term gives it every step.
+      class_txt = self.model.apply({"params": params}, self.class_tokens, method=CLIP.encode_text)
+      class_loss = losses.text_classification(img, class_txt, batch["label"], scale)
+      loss = loss + self.config.class_loss_weight * class_loss
+      metrics["class_loss"] = class_loss
+    # Identical captions in a batch (two "a photo of a cup") embed identically, so plain InfoNCE
+    # already treats them alike; the accuracy counts a photo matched to any of them as right.
+    same_text = jnp.all(tokens[:, None, :] == tokens[None, :, :], axis=-1)
     logits = losses.l2_normalize(img) @ losses.l2_normalize(txt).T
-    acc = jnp.mean(jnp.argmax(logits, -1) == jnp.arange(logits.shape[0]))
-    return loss, {"batch_acc": acc, "temperature": scale}
+    metrics["batch_acc"] = jnp.mean(same_text[jnp.arange(logits.shape[0]), jnp.argmax(logits, -1)])
+    return loss, metrics
 
   def train_iterator(self, batch_size, seed):
     return pipeline.photo_caption_loader(self.source, "train", batch_size=batch_size, image_size=self.image_size,
                                          tokenize=self.tokenizer, seed=seed,
-                                         num_workers=self.config.data.num_workers)
+                                         num_workers=self.config.data.num_workers,
+                                         caption_keep=self.config.caption_keep)
 
   def predict_fns(self):
     """Zero-shot evaluation: uint8 photos/sketches -> image embeddings; texts -> text embeddings."""
@@ -99,23 +115,56 @@ def class_text_embeddings(model: CLIP, params, tokenizer, categories) -> np.ndar
   return np.asarray(fn(params, jnp.asarray(tokenizer(texts))))
 
 
-def _world_version() -> str:
-  """Hash of the SynthSketch generator's code: a changed world invalidates cached CLIPs."""
-  folder = os.path.dirname(synth.__file__)
-  h = hashlib.sha256()
-  for name in sorted(os.listdir(folder)):
-    if name.endswith(".py"):
-      with open(os.path.join(folder, name), "rb") as f:
-        h.update(name.encode() + f.read())
-  return h.hexdigest()
+def zero_shot_metric_names(spec) -> list[str]:
+  """The metrics a zero_shot evaluator spec reports, in table order."""
+  return ([f"{k}_zero_shot@1" for k in spec.get("kinds", ("photo",))] +
+          [f"{a}_zero_shot@1" for a in spec.get("attributes", ())] +
+          (["caption_photo_r@1", "caption_photo_chance"] if spec.get("caption_retrieval") else []))
+
+
+# What the CLIP's weights depend on: this module's static imports, minus code that only scores,
+# reports or runs tables (a change there must not force a 30-minute pretraining).
+NOT_WEIGHTS = ("sgvu.evaluators", "sgvu.metrics", "sgvu.experiment")
+# Keys of clip_train that do not change the weights.
+NOT_WEIGHTS_KEYS = ("cache_dir", "log_every", "evals", "eval_every", "checkpoint_every", "use_shipped")
+SHIPPED_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "clip_synth")
+PROVENANCE_FILE = "PROVENANCE.json"
+
+
+def weights_key(config: ml_collections.ConfigDict) -> dict:
+  """What the pretrained weights are a function of: the config and the code that trains them."""
+  return {"config": {k: v for k, v in config.to_dict().items() if k not in NOT_WEIGHTS_KEYS},
+          "code": experiment.module_version(__name__, NOT_WEIGHTS)}
+
+
+def weights_digest(config: ml_collections.ConfigDict) -> str:
+  return hashlib.sha256(json.dumps(weights_key(config), sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 def cache_directory(config: ml_collections.ConfigDict) -> str:
-  weights_relevant = {k: v for k, v in config.to_dict().items() if k not in ("cache_dir", "log_every", "evals")}
-  key = json.dumps(weights_relevant, sort_keys=True, default=str) + _world_version()
-  digest = hashlib.sha256(key.encode()).hexdigest()[:12]
   root = config.cache_dir or os.environ.get("SGVU_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "sgvu")
-  return os.path.join(root, "clip_synth", f"{config.model.replace('/', '')}-{digest}")
+  return os.path.join(root, "clip_synth", f"{config.model.replace('/', '')}-{weights_digest(config)}")
+
+
+def read_provenance(directory: str | None = None) -> dict | None:
+  path = os.path.join(directory or SHIPPED_DIR, PROVENANCE_FILE)
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
+def shipped_matches(config: ml_collections.ConfigDict) -> tuple[bool, str]:
+  """(whether the CLIP shipped in sgvu/assets is the one `config` would train, why not)."""
+  shipped = read_provenance()
+  if shipped is None:
+    return False, f"no CLIP is shipped ({SHIPPED_DIR})"
+  if shipped["digest"] != weights_digest(config):
+    key = weights_key(config)
+    what = "code" if shipped["key"]["code"] != key["code"] else "config"
+    return False, (f"the shipped CLIP was trained with another {what} (shipped {shipped['digest']}, "
+                   f"this run {weights_digest(config)})")
+  return True, ""
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -138,18 +187,28 @@ def validate_clip_init(config: ml_collections.ConfigDict, needed_for: str = "") 
 
 
 def ensure_pretrained(config: ml_collections.ConfigDict) -> str:
-  """Returns a directory holding the pretrained synth CLIP (clip_io converted format + word tokenizer).
+  """Returns a directory holding the pretrained synth CLIP (`clip/`: clip_io converted format + word
+  tokenizer; DONE_FILE: its zero-shot evals).
 
-  Trains it (resumably) the first time; later calls reuse the cache.
+  In order: the local cache of this exact config and code; the CLIP shipped in sgvu/assets when it
+  was trained by this config and code (config.use_shipped); else trains it (resumably) into the cache.
   """
   directory = cache_directory(config)
   if os.path.exists(os.path.join(directory, DONE_FILE)):
     logging.info("pretrained SynthSketch CLIP: reusing %s", directory)
     return directory
+  if config.use_shipped:
+    matches, why = shipped_matches(config)
+    if matches:
+      logging.info("pretrained SynthSketch CLIP: using the one shipped in %s", SHIPPED_DIR)
+      return SHIPPED_DIR
+    logging.warning("pretrained SynthSketch CLIP: %s; pretraining it here (about 40 min on 2 CPU cores)", why)
   logging.info("pretrained SynthSketch CLIP: training into %s (cached for later runs)", directory)
+  started = time.perf_counter()
   tokenizer = synth_tokenizer(get_preset(config.model).text.context_length)
-  source = configured.source_from_config(config.data, image_size=get_preset(config.model).vision.image_size,
-                              kinds=("photo",), protocol="instance", test_fraction=0.2)
+  image_size = dict(config.get("vision") or {}).get("image_size", get_preset(config.model).vision.image_size)
+  source = configured.source_from_config(config.data, image_size=image_size,
+                                         kinds=("photo",), protocol="instance", test_fraction=config.test_fraction)
   task = CLIPPretrainTask(config, source, tokenizer)
   evals = evaluators.build(config.evals, task.predict_fns(), source=source, image_size=task.image_size)
   params, evals = train.fit(task, config, os.path.join(directory, "train"),
@@ -159,27 +218,67 @@ def ensure_pretrained(config: ml_collections.ConfigDict) -> str:
     clip_io.save_converted(out, task.clip_cfg, jax.device_get(params))
     tokenizer.save(out)
     with open(os.path.join(directory, DONE_FILE), "w") as f:
-      json.dump({"evals": evals}, f)
+      json.dump({"evals": evals, "wall_s": round(time.perf_counter() - started, 1)}, f)
   return directory
 
 
+def summary(config: ml_collections.ConfigDict, directory: str | None = None) -> dict:
+  """The CLIP's figures for results.json: its final zero-shot evals and where it came from."""
+  directory = directory or ensure_pretrained(config)
+  with open(os.path.join(directory, DONE_FILE)) as f:
+    done = json.load(f)
+  final = {k: v for k, v in done["evals"][-1].items() if k != "step"} if done["evals"] else {}
+  return {**final, "source": "shipped" if directory == SHIPPED_DIR else "pretrained here (cache)",
+          "digest": weights_digest(config), "pretrain_wall_s": done.get("wall_s")}
+
+
+def clip_extra(config: ml_collections.ConfigDict, uses_clip: bool = True) -> dict:
+  """results.json's "clip" entry for an experiment that starts from a CLIP."""
+  if not uses_clip:
+    return {}
+  if config.model.clip_init:
+    return {"clip": {"source": config.model.clip_init}}
+  return {"clip": summary(config.clip_train)}
+
+
+def ship(config: ml_collections.ConfigDict, directory: str, command: str) -> None:
+  """Copies a pretrained CLIP into sgvu/assets (replacing the one there) with its provenance."""
+  if os.path.exists(SHIPPED_DIR):
+    shutil.rmtree(SHIPPED_DIR)
+  shutil.copytree(os.path.join(directory, "clip"), os.path.join(SHIPPED_DIR, "clip"))
+  shutil.copy(os.path.join(directory, DONE_FILE), SHIPPED_DIR)
+  with open(os.path.join(SHIPPED_DIR, PROVENANCE_FILE), "w") as f:
+    json.dump({"digest": weights_digest(config), "key": weights_key(config), "command": command}, f, indent=1,
+              sort_keys=True, default=str)
+  logging.info("shipped the CLIP of %s to %s", directory, SHIPPED_DIR)
+
+
+def seeded(c: ml_collections.ConfigDict, seed: int) -> ml_collections.ConfigDict:
+  """clip_train for training seed `seed` (0: the config's own seed)."""
+  c = ml_collections.ConfigDict(c.to_dict())
+  c.seed = c.seed + seed
+  return c
+
+
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """`python -m sgvu.main --config=experiments/clip_pretrain.py`: pretrain (or reuse) and report zero-shot accuracy."""
+  """`python -m sgvu.main --config=experiments/clip_pretrain.py`: pretrain (or reuse) one CLIP per seed,
+  report their zero-shot figures; with config.ship, copy seed 0's into sgvu/assets first."""
   started = time.perf_counter()
   c = config.clip_train
+  if config.get("ship", False):
+    ship(c, ensure_pretrained(c), command="python -m sgvu.main --config=experiments/clip_pretrain.py --config.ship=True")
 
   def run_row(name: str, seed: int, directory: str) -> dict:
-    del name, seed, directory  # the CLIP lives in the shared cache, keyed by its own config
-    clip_dir = ensure_pretrained(c)
-    with open(os.path.join(clip_dir, DONE_FILE)) as f:
-      final = json.load(f)["evals"][-1]
-    return {**{k: v for k, v in final.items() if k != "step"}, "clip_dir": os.path.join(clip_dir, "clip")}
+    del name, directory  # the CLIPs live in the shared cache, keyed by their own config
+    cs = seeded(c, seed)
+    clip_dir = ensure_pretrained(cs)
+    return {**summary(cs, clip_dir), "clip_dir": os.path.join(clip_dir, "clip")}
 
-  metrics_names = ["zero_shot_acc"] + [f"{k}_zero_shot_acc" for spec in c.evals.values()
-                                       for k in spec.get("kinds", ("photo",)) if k != "photo"]
+  metrics_names = [name for spec in c.evals.values() for name in zero_shot_metric_names(spec)]
   return experiment.run(experiment.Table(
       name=config.name, split="test", metrics=metrics_names, methods=("clip-synth",), run_row=run_row,
-      settings=lambda name: {"clip_train": c}, trains=lambda name: False,
-      description=f"SynthSketch CLIP ({c.model}), zero-shot over held-out photos",
+      settings=lambda name: {"clip_train": weights_key(c)}, seeds=config.get("seeds") or 1,
+      description=f"SynthSketch CLIP ({c.model}), zero-shot over held-out photos (chance: photo/sketch "
+                  "1/75, colour 1/11, texture 1/4, place 1/8)",
       smoke_test=config.get("smoke_test", False), fingerprint=experiment.table_fingerprint(config)),
       workdir, started=started)

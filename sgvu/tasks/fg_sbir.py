@@ -225,6 +225,7 @@ def validate_base(config: ml_collections.ConfigDict, methods=()) -> None:
   """Checks the keys FG-SBIR and on-the-fly share (data, CLIP, fg, fg_train)."""
   from sgvu import data as data_lib
   configs.check_choice(config, "data.dataset", data_lib.DATASETS)
+  configs.check_choice(config, "data.holdout", ("", "categories", "instances"))
   if config.data.dataset == "synth":
     if not config.data.categories:
       raise ValueError("config.data.categories is empty; name SynthSketch categories, e.g. ('shoe',)")
@@ -268,11 +269,12 @@ def table(config: ml_collections.ConfigDict, workdir: str) -> experiment.Table:
     return {k: v for k, v in result.items() if k != "step"}
 
   return experiment.Table(
-      name=config.name, split="test", metrics=METRICS, methods=tuple(config.methods), run_row=run_row,
+      name=config.name, split="val" if config.data.holdout else "test", metrics=METRICS, methods=tuple(config.methods), run_row=run_row,
       settings=lambda name: {"config": config, "method": name}, trains=lambda name: METHODS[name].trains,
       seeds=config.seeds, gallery_size=len(source.split("test").photos),
       description=f"{config.data.dataset}, instance-level, gallery = all test photos",
-      smoke_test=config.get("smoke_test", False), fingerprint=experiment.table_fingerprint(config))
+      smoke_test=config.get("smoke_test", False), fingerprint=experiment.table_fingerprint(config),
+      extra=clip_pretrain.clip_extra(config, needs_clip(config, config.methods)))
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:

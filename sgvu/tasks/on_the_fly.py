@@ -36,7 +36,7 @@ from sgvu import configs, evaluators, experiment, export, interrupt, optim, rl, 
 from sgvu.models.heads import EmbeddingHead, LevelHeads
 from sgvu.models.level_query import LevelQuery
 from sgvu.models.policy import GaussianPolicy, action_embedding, sample_actions
-from sgvu.tasks import fg_sbir
+from sgvu.tasks import clip_pretrain, fg_sbir
 from sgvu.tasks.base import Task
 from sgvu.tasks.on_the_fly_data import LevelData, episode_iterator, level_data, level_fractions
 
@@ -391,12 +391,13 @@ def table(config: ml_collections.ConfigDict, workdir: str) -> experiment.Table:
     logging.info("curves: %s", png)
 
   return experiment.Table(
-      name=config.name, split="test", metrics=METRICS, methods=tuple(config.methods), run_row=run_row,
+      name=config.name, split="val" if config.data.holdout else "test", metrics=METRICS, methods=tuple(config.methods), run_row=run_row,
       settings=lambda name: row_settings(config, name),
       seeds=config.seeds, gallery_size=len(stage.test_data.photos),
       description=(f"{config.data.dataset}, {len(stage.test_data.targets)} test sketches x {config.levels} levels, "
                    f"gallery {len(stage.test_data.photos)} photos"),
-      smoke_test=config.get("smoke_test", False), pictures=pictures, extra={"levels": list(fractions)},
+      smoke_test=config.get("smoke_test", False), pictures=pictures,
+      extra={"levels": list(fractions), **clip_pretrain.clip_extra(config, fg_sbir.needs_clip(config, ()))},
       fingerprint=experiment.table_fingerprint(config))
 
 

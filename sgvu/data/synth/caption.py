@@ -45,6 +45,28 @@ def caption(inst: Instance) -> str:
   return text
 
 
+def partial_caption(inst: Instance, rng, keep: float) -> str:
+  """A caption with each attribute phrase (colour, texture, parts, place, neighbour) kept with
+  probability `keep`, e.g. 'a striped shoe on a grassy field'. The category is always named:
+  captions whose attributes vary stop InfoNCE from matching on attribute words alone."""
+  kept = lambda: rng.random() < keep
+  colour, texture = kept(), kept()
+  look = [inst.texture] * texture + [inst.colour] * colour  # 'plain red', as appearance() says it
+  if inst.texture != "plain":
+    look.reverse()  # 'red striped'
+  words = look + [inst.category]
+  text = f"{article(words[0])} {' '.join(words)}"
+  cat = catalog.get(inst.category)
+  phrases = [cat.options[k][v] for k, v in sorted(inst.options.items()) if cat.options[k][v] and kept()]
+  if phrases:
+    text += " with " + " and ".join(phrases)
+  if kept():
+    text += " " + palette.PLACES[inst.place]
+  if inst.neighbour and kept():
+    text += f" next to {article(inst.neighbour)} {inst.neighbour}"
+  return text
+
+
 def scene_caption(insts: Sequence[Instance], place: str) -> str:
   """'a red striped shoe and a plain blue cup on a grassy field'."""
   return " and ".join(object_phrase(i, with_parts=False) for i in insts) + " " + palette.PLACES[place]

@@ -9,7 +9,7 @@ import numpy as np
 
 from sgvu.data import base
 from sgvu.data.synth import caption as caption_lib
-from sgvu.data.synth import catalog, scene as scene_lib
+from sgvu.data.synth import catalog, palette, scene as scene_lib
 from sgvu.data.synth.catalog import category_seed
 from sgvu.data.synth.instance import Instance, make_instance, render_photo
 from sgvu.data.synth.sketch import draw_sketch
@@ -120,8 +120,24 @@ class SynthSketch(base.Source):
       raise base.BadSample(item.key, "not a sketch key (expected .../sketch<k>)")
     return base.Sketch(strokes=[s.copy() for s in self._sketch(category, index, k)])
 
-  def caption(self, item: base.PhotoItem | base.SketchItem) -> str:
-    return caption_lib.caption(self.instance(item))
+  def caption(self, item: base.PhotoItem | base.SketchItem, rng: np.random.Generator | None = None,
+              keep: float = 1.0) -> str:
+    if rng is None or keep >= 1.0:
+      return caption_lib.caption(self.instance(item))
+    return caption_lib.partial_caption(self.instance(item), rng, keep)
+
+  def attributes(self, item: base.PhotoItem | base.SketchItem) -> dict[str, str]:
+    inst = self.instance(item)
+    return {"colour": inst.colour, "texture": inst.texture, "place": inst.place}
+
+  @staticmethod
+  def attribute_prompts(category: str) -> dict[str, dict[str, str]]:
+    """Attribute -> {value: a partial caption naming only it}, e.g. colour: {'red': 'a red shoe'}."""
+    def a(words: str) -> str:
+      return f"{caption_lib.article(words)} {words}"
+    return {"colour": {c: a(f"{c} {category}") for c in palette.COLOURS},
+            "texture": {t: a(f"{t} {category}") for t in palette.TEXTURES},
+            "place": {p: f"{a(category)} {phrase}" for p, phrase in palette.PLACES.items()}}
 
   @staticmethod
   def vocabulary() -> list[str]:
