@@ -13,7 +13,9 @@ result depends on (its settings). The runner owns everything around that:
 - stop requests (Ctrl-C / SIGTERM): honoured at the next safe point of any
   stage; the same command resumes;
 - timings, the printed table (with smoke-test and K >= gallery flags), and the
-  pictures hook once every row is done.
+  pictures hook once every row is done;
+- with Table.baseline: which differences exceed two standard deviations
+  (sgvu/table_stats.py), printed under the table and kept in results.json.
 
 Layout: WORKDIR/<row slug>/seed<k>/ holds the row's checkpoints,
 metrics.jsonl, result.json and (trained rows) bundle/.
@@ -36,6 +38,7 @@ import jax
 import numpy as np
 
 from sgvu import interrupt
+from sgvu import table_stats
 
 RESULT_FILE = "result.json"
 FINGERPRINT_FILE = "FINGERPRINT"
@@ -61,6 +64,7 @@ class Table:
   pictures: Callable[[dict[str, dict]], None] | None = None  # rows by method -> draws (after all rows)
   extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # more keys for results.json
   fingerprint: str = ""  # table_fingerprint(config): printed under the table and kept in results.json
+  baseline: str = ""  # a row name: differences from it beyond 2 std are printed and kept in results.json
 
 
 def slug(name: str) -> str:
@@ -345,6 +349,11 @@ def run(table: Table, workdir: str, *, started: float | None = None) -> dict:
       interrupt.check("before drawing the pictures")
       table.pictures({r["method"]: r for r in rows})
   wall = time.perf_counter() - t0
+  fixed = [r["method"] for r in rows if not table.trains(r["method"])]
+  stats = table_stats.beyond_2std(rows, table.metrics, table.baseline, fixed) if table.baseline else None
+  if stats is not None:
+    pairs = table_stats.pairwise_beyond_2std(rows, table.metrics[0], fixed)
+    extra["beyond_2std"] = {**stats, "pairs": {table.metrics[0]: [list(p) for p in pairs]}}
   _write_json(results_path, {"experiment": table.name, "rows": rows + earlier, **extra,
                              "wall_seconds": round(wall, 1)})
   notes = []
@@ -356,5 +365,7 @@ def run(table: Table, workdir: str, *, started: float | None = None) -> dict:
     notes.append("rows with 1 seed have no standard deviation (config.seeds)")
   header = f"{table.name}: {table.description} ({wall / 60:.1f} min)".replace(":  (", ": (")
   stamp = [f"table fingerprint: {table.fingerprint}"] if table.fingerprint else []
-  print("\n".join([f"\n{header}", format_table(rows, table.metrics, flagged=flagged)] + stamp + notes) + "\n")
+  block = ["", table_stats.format_block(stats, pairs, table.metrics[0], fixed)] if stats is not None else []
+  print("\n".join([f"\n{header}", format_table(rows, table.metrics, flagged=flagged)] + stamp + notes + block)
+        + "\n")
   return {"rows": rows}

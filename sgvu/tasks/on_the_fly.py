@@ -398,7 +398,7 @@ def table(config: ml_collections.ConfigDict, workdir: str) -> experiment.Table:
                    f"gallery {len(stage.test_data.photos)} photos"),
       smoke_test=config.get("smoke_test", False), pictures=pictures,
       extra={"levels": list(fractions), **clip_pretrain.clip_extra(config, fg_sbir.needs_clip(config, ()))},
-      fingerprint=experiment.table_fingerprint(config))
+      fingerprint=experiment.table_fingerprint(config), baseline="B1")
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:

@@ -260,7 +260,7 @@ def table(config: ml_collections.ConfigDict, workdir: str) -> experiment.Table:
       trains=lambda name: methods[name].trains, seeds=config.seeds, gallery_size=evaluator.gallery_size(),
       description=f"unseen categories, {config.data.dataset}", smoke_test=config.get("smoke_test", False),
       pictures=lambda rows: _draw_grid(config, source, workdir), extra={"level": config.level, **clip_pretrain.clip_extra(config)},
-      fingerprint=experiment.table_fingerprint(config))
+      fingerprint=experiment.table_fingerprint(config), baseline="frozen")
 
 
 def export_bundle(config, task: ZSSBIRTask, params, method: str, seed: int, step: int, directory: str) -> None:
