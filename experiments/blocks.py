@@ -114,14 +114,13 @@ def clip_train_config(small: bool = False) -> ml_collections.ConfigDict:
   """
   c = train_config()
   c.model = "synth-s"
-  c.vision = ml_collections.ConfigDict({"stem_depth": 0})  # changes to the preset's image tower
   # Another world seed than the benchmarks: other instances of all 75 categories, as web data would be.
-  c.data = data_config(synth_seed=1000, photos_per_category=400, sketches_per_photo=1)
-  c.test_fraction = 0.05  # 20 held-out photos (and their sketches) per category for the zero-shot tests
+  c.data = data_config(synth_seed=1000, photos_per_category=800, sketches_per_photo=1)
+  c.test_fraction = 0.025  # 20 held-out photos (and their sketches) per category for the zero-shot tests
   c.batch_size = 128
   c.num_steps = 2000
   c.log_every = 50
-  c.eval_every = 250
+  c.eval_every = 500
   c.checkpoint_every = 250
   c.optim = optim_config(name="adamw", lr=5e-4, weight_decay=0.05, schedule="cosine",
                          warmup_steps=100, grad_clip_norm=1.0)

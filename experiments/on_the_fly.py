@@ -15,7 +15,7 @@ from experiments import blocks
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
-  c = blocks.experiment("on_the_fly", "on_the_fly", arg)
+  c = blocks.experiment("on_the_fly", "on_the_fly", arg, seeds=1 if arg else 3)
   c.methods = blocks.ON_THE_FLY_METHODS
   blocks.add_fg_sbir(c, arg)
   return blocks.add_on_the_fly(c, arg)

@@ -16,7 +16,7 @@ from experiments import blocks
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
-  c = blocks.experiment("zs_sbir", "zs_sbir", arg)
+  c = blocks.experiment("zs_sbir", "zs_sbir", arg, seeds=1 if arg else 3)
   c.methods = ("random", "frozen", "full-ft", "linear", "shallow-prompt", "deep-prompt", "ours",
                "ours-no-layernorm", "ours-no-cls")
   return blocks.add_zs_sbir(c, arg)

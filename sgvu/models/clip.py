@@ -162,13 +162,13 @@ MODEL_PRESETS: dict[str, CLIPConfig] = {
         text=TextConfig(vocab_size=100, context_length=16, width=32, layers=2,
                         heads=2, mlp_dim=64, eos_token_id=2),
         embed_dim=24),
-    # The embedded SynthSketch world on a 2-core CPU (not tuned yet).
-    # Sized for the ZS-SBIR main job on 2 CPU cores: 48 px, 36 patches, 4
-    # layers of width 128; a conv stem, because a patch-conv ViT trained from
-    # scratch for minutes stays at chance on held-out photos.
+    # The embedded SynthSketch world on a 2-core CPU: 48 px, 36 patches, 4
+    # layers of width 128; a conv stem with one residual conv per stage,
+    # because a patch-conv ViT trained from scratch for minutes memorises its
+    # photos (docs/clip.md has the trials).
     "synth-s": CLIPConfig(
         vision=VisionConfig(image_size=48, patch_size=8, width=128, layers=4,
-                            heads=4, mlp_dim=512, stem="conv"),
+                            heads=4, mlp_dim=512, stem="conv", stem_depth=1),
         text=TextConfig(vocab_size=1024, context_length=24, width=128,
                         layers=3, heads=4, mlp_dim=512, eos_token_id=2),
         embed_dim=128),

@@ -44,12 +44,10 @@ def synth_tokenizer(context_length: int) -> WordTokenizer:
   return WordTokenizer(vocab, context_length)
 
 
-def synth_clip_config(preset: str, tokenizer: WordTokenizer, vision: dict | None = None):
-  """The preset with its text vocabulary sized to SynthSketch's closed vocabulary and the image
-  tower's fields changed by `vision` (clip_train.vision, e.g. {'stem_depth': 1})."""
+def synth_clip_config(preset: str, tokenizer: WordTokenizer):
+  """The preset with its text vocabulary sized to SynthSketch's closed vocabulary."""
   cfg = get_preset(preset)
-  return cfg.replace(vision=dataclasses.replace(cfg.vision, **dict(vision or {})),
-                     text=dataclasses.replace(cfg.text, vocab_size=tokenizer.vocab_size,
+  return cfg.replace(text=dataclasses.replace(cfg.text, vocab_size=tokenizer.vocab_size,
                                               eos_token_id=tokenizer.eos_token_id, pool="eos"))
 
 
@@ -58,7 +56,7 @@ class CLIPPretrainTask(Task):
 
   def __init__(self, config, source, tokenizer):
     super().__init__(config)
-    self.clip_cfg = synth_clip_config(config.model, tokenizer, config.get("vision"))
+    self.clip_cfg = synth_clip_config(config.model, tokenizer)
     self.model = CLIP(self.clip_cfg)
     self.source, self.tokenizer = source, tokenizer
     self.image_size = self.clip_cfg.vision.image_size
@@ -206,8 +204,7 @@ def ensure_pretrained(config: ml_collections.ConfigDict) -> str:
   logging.info("pretrained SynthSketch CLIP: training into %s (cached for later runs)", directory)
   started = time.perf_counter()
   tokenizer = synth_tokenizer(get_preset(config.model).text.context_length)
-  image_size = dict(config.get("vision") or {}).get("image_size", get_preset(config.model).vision.image_size)
-  source = configured.source_from_config(config.data, image_size=image_size,
+  source = configured.source_from_config(config.data, image_size=get_preset(config.model).vision.image_size,
                                          kinds=("photo",), protocol="instance", test_fraction=config.test_fraction)
   task = CLIPPretrainTask(config, source, tokenizer)
   evals = evaluators.build(config.evals, task.predict_fns(), source=source, image_size=task.image_size)
