@@ -269,7 +269,8 @@ def table(config: ml_collections.ConfigDict, workdir: str) -> experiment.Table:
     return {k: v for k, v in result.items() if k != "step"}
 
   return experiment.Table(
-      name=config.name, split="val" if config.data.holdout else "test", metrics=METRICS, methods=tuple(config.methods), run_row=run_row,
+      name=config.name, split="val" if config.data.holdout else "test", metrics=METRICS,
+      methods=tuple(config.methods), run_row=run_row,
       settings=lambda name: {"config": config, "method": name}, trains=lambda name: METHODS[name].trains,
       seeds=config.seeds, gallery_size=len(source.split("test").photos),
       description=f"{config.data.dataset}, instance-level, gallery = all test photos",

@@ -391,7 +391,8 @@ def table(config: ml_collections.ConfigDict, workdir: str) -> experiment.Table:
     logging.info("curves: %s", png)
 
   return experiment.Table(
-      name=config.name, split="val" if config.data.holdout else "test", metrics=METRICS, methods=tuple(config.methods), run_row=run_row,
+      name=config.name, split="val" if config.data.holdout else "test", metrics=METRICS,
+      methods=tuple(config.methods), run_row=run_row,
       settings=lambda name: row_settings(config, name),
       seeds=config.seeds, gallery_size=len(stage.test_data.photos),
       description=(f"{config.data.dataset}, {len(stage.test_data.targets)} test sketches x {config.levels} levels, "

@@ -255,11 +255,13 @@ def table(config: ml_collections.ConfigDict, workdir: str) -> experiment.Table:
   evaluator = next(iter(evaluators.build(config.evals, {"embed_sketch": None, "embed_photo": None},
                                          source=source, image_size=image_size).values()))
   return experiment.Table(
-      name=config.name, split="val" if config.data.holdout else "unseen", metrics=INSTANCE_METRICS if config.level == "instance" else CATEGORY_METRICS,
-      methods=tuple(config.methods), run_row=run_row, settings=lambda name: {"config": config, "method": name},
+      name=config.name, split="val" if config.data.holdout else "unseen",
+      metrics=INSTANCE_METRICS if config.level == "instance" else CATEGORY_METRICS, methods=tuple(config.methods),
+      run_row=run_row, settings=lambda name: {"config": config, "method": name},
       trains=lambda name: methods[name].trains, seeds=config.seeds, gallery_size=evaluator.gallery_size(),
-      description=f"unseen categories, {config.data.dataset}", smoke_test=config.get("smoke_test", False),
-      pictures=lambda rows: _draw_grid(config, source, workdir), extra={"level": config.level, **clip_pretrain.clip_extra(config)},
+      description=f"{'held-out seen' if config.data.holdout else 'unseen'} categories, {config.data.dataset}",
+      smoke_test=config.get("smoke_test", False), pictures=lambda rows: _draw_grid(config, source, workdir),
+      extra={"level": config.level, **clip_pretrain.clip_extra(config)},
       fingerprint=experiment.table_fingerprint(config), baseline="frozen")
 
 
