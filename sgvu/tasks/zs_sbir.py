@@ -254,14 +254,17 @@ def table(config: ml_collections.ConfigDict, workdir: str) -> experiment.Table:
 
   evaluator = next(iter(evaluators.build(config.evals, {"embed_sketch": None, "embed_photo": None},
                                          source=source, image_size=image_size).values()))
+  clip = clip_pretrain.clip_extra(config)["clip"]
+  clip_note = (f"; CLIP {clip['source']}, photo zero-shot {clip['photo_zero_shot@1']:.3f}"
+               if "photo_zero_shot@1" in clip else f"; CLIP {clip['source']}")
   return experiment.Table(
       name=config.name, split="val" if config.data.holdout else "unseen",
       metrics=INSTANCE_METRICS if config.level == "instance" else CATEGORY_METRICS, methods=tuple(config.methods),
       run_row=run_row, settings=lambda name: {"config": config, "method": name},
       trains=lambda name: methods[name].trains, seeds=config.seeds, gallery_size=evaluator.gallery_size(),
-      description=f"{'held-out seen' if config.data.holdout else 'unseen'} categories, {config.data.dataset}",
+      description=f"{'held-out seen' if config.data.holdout else 'unseen'} categories, {config.data.dataset}{clip_note}",
       smoke_test=config.get("smoke_test", False), pictures=lambda rows: _draw_grid(config, source, workdir),
-      extra={"level": config.level, **clip_pretrain.clip_extra(config)},
+      extra={"level": config.level, "clip": clip},
       fingerprint=experiment.table_fingerprint(config), baseline="frozen")
 
 
