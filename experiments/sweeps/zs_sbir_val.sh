@@ -12,8 +12,8 @@ for LR in $LRS; do
   W=runs/val/${LEVEL}_lr${LR}
   $PY -m sgvu.main --config=experiments/${LEVEL}.py --workdir="$W" \
       --config.data.holdout=categories --config.seeds=1 \
-      --config.methods="('full-ft','linear','shallow-prompt','deep-prompt','ours')" \
-      --config.zs_train.num_steps=120 --config.zs_train.eval_every=20 --config.zs_train.optim.lr="$LR" &
+      --config.methods="('full-ft','linear','shallow-prompt','ours')" \
+      --config.zs_train.num_steps=100 --config.zs_train.eval_every=20 --config.zs_train.optim.lr="$LR" &
 done
 wait
 for LR in $LRS; do
