@@ -23,6 +23,7 @@ metrics.jsonl, result.json and (trained rows) bundle/.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import functools
 import hashlib
@@ -65,6 +66,7 @@ class Table:
   extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # more keys for results.json
   fingerprint: str = ""  # table_fingerprint(config): printed under the table and kept in results.json
   baseline: str = ""  # a row name: differences from it beyond 2 std are printed and kept in results.json
+  code: str = ""  # code_version(config.task) the rows depend on; '' = all of sgvu
 
 
 def slug(name: str) -> str:
@@ -77,19 +79,38 @@ def row_dir(workdir: str, method: str, seed: int) -> str:
   return os.path.join(workdir, slug(method), f"seed{seed}")
 
 
-@functools.cache
-def code_version() -> str:
-  """Hash of sgvu's source (tools excluded): a changed method, loss or metric invalidates rows."""
+# Name -> module maps: left out of every code hash, so adding an experiment or a dataset changes neither
+# another experiment's tables nor the shipped CLIP (the modules they name are hashed where imported).
+REGISTRIES = ("sgvu.tasks.registry", "sgvu.data.registry")
+# What runs every table besides the task's own closure; tools only read results.
+RUNNER = ("sgvu.main", "sgvu.experiment")
+
+
+def _hash_files(paths: Sequence[str]) -> str:
+  """Hash of the files' paths (relative to sgvu/) and contents."""
   root = os.path.dirname(os.path.abspath(__file__))
   h = hashlib.sha256()
-  for folder, dirs, files in sorted(os.walk(root)):
-    dirs[:] = sorted(d for d in dirs if d not in ("tools", "__pycache__"))
-    for name in sorted(files):
-      if name.endswith(".py"):
-        path = os.path.join(folder, name)
-        with open(path, "rb") as f:
-          h.update(os.path.relpath(path, root).encode() + f.read())
+  for path in sorted(paths):
+    with open(path, "rb") as f:
+      h.update(os.path.relpath(path, root).encode() + f.read())
   return h.hexdigest()[:16]
+
+
+@functools.cache
+def code_version(task: str | None = None) -> str:
+  """Hash of the source a table of experiment `task` runs (its module's closure, function-level imports
+  included, plus the runner); task=None: all of sgvu but tools. A changed method, loss or metric
+  invalidates that task's rows and tables, and code no experiment of `task` imports does not."""
+  root = os.path.dirname(os.path.abspath(__file__))
+  if task is not None:
+    from sgvu.tasks import registry  # pylint: disable=g-import-not-at-top
+    return _hash_files(source_closure((registry.module_name(task),) + RUNNER, exclude=("sgvu.tools",) + REGISTRIES,
+                                      local_imports=True))
+  paths = []
+  for folder, dirs, files in os.walk(root):
+    dirs[:] = [d for d in dirs if d not in ("tools", "__pycache__", "assets")]
+    paths += [os.path.join(folder, n) for n in files if n.endswith(".py")]
+  return _hash_files(paths)
 
 
 def _module_file(root: str, name: str) -> str | None:
@@ -104,12 +125,26 @@ def _module_file(root: str, name: str) -> str | None:
   return None
 
 
-def source_closure(module: str, exclude: Sequence[str] = ()) -> list[str]:
-  """The sgvu source files `module` imports at module level, directly or not (static, with the
-  packages' __init__ files on the way), leaving out modules under the `exclude` prefixes."""
-  import ast  # pylint: disable=g-import-not-at-top
+def _imported_modules(tree, local_imports: bool) -> list[str]:
+  """Absolute module names an AST imports: at module level, or anywhere with local_imports."""
+  nodes = ast.walk(tree) if local_imports else tree.body
+  out = []
+  for node in nodes:
+    if isinstance(node, ast.Import):
+      out.extend(a.name for a in node.names)
+    elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+      out.append(node.module)
+      out.extend(f"{node.module}.{a.name}" for a in node.names)
+  return out
+
+
+def source_closure(modules: str | Sequence[str], exclude: Sequence[str] = (), *,
+                   local_imports: bool = False) -> list[str]:
+  """The sgvu source files `modules` import, directly or not (static, with the packages' __init__ files
+  on the way), leaving out modules under the `exclude` prefixes. Module-level imports only by default
+  (a function-local import is a conditional dependency); local_imports=True follows those too."""
   root = os.path.dirname(os.path.abspath(__file__))
-  seen, todo = set(), [module]
+  seen, todo = set(), [modules] if isinstance(modules, str) else list(modules)
   while todo:
     name = todo.pop()
     parents = [".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)]
@@ -121,26 +156,15 @@ def source_closure(module: str, exclude: Sequence[str] = ()) -> list[str]:
         continue
       seen.add(path)
       with open(path) as f:
-        tree = ast.parse(f.read(), path)
-      for node in tree.body:  # module level only: a function-local import is a conditional dependency
-        if isinstance(node, ast.Import):
-          todo.extend(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-          todo.append(node.module)
-          todo.extend(f"{node.module}.{a.name}" for a in node.names)
+        todo.extend(_imported_modules(ast.parse(f.read(), path), local_imports))
   return sorted(seen)
 
 
 @functools.cache
 def module_version(module: str, exclude: tuple[str, ...] = ()) -> str:
-  """Hash of the sgvu source `module` depends on (source_closure): what a cached artefact of that
-  module (the SynthSketch CLIP) must be rebuilt after, and nothing else."""
-  root = os.path.dirname(os.path.abspath(__file__))
-  h = hashlib.sha256()
-  for path in source_closure(module, exclude):
-    with open(path, "rb") as f:
-      h.update(os.path.relpath(path, root).encode() + f.read())
-  return h.hexdigest()[:16]
+  """Hash of the sgvu source `module` depends on (module-level source_closure, registries left out):
+  what a cached artefact of that module (the SynthSketch CLIP) must be rebuilt after, and nothing else."""
+  return _hash_files(source_closure(module, tuple(exclude) + REGISTRIES))
 
 
 def asset_versions() -> list[str]:
@@ -167,8 +191,9 @@ def without_neutral(settings: Any) -> Any:
   return settings
 
 
-def fingerprint(settings: Any, seed: int) -> str:
-  blob = json.dumps({"settings": without_neutral(settings), "seed": seed, "code": code_version()},
+def fingerprint(settings: Any, seed: int, code: str | None = None) -> str:
+  """What one (row, seed) or shared stage depends on; `code`: its code_version (default: all of sgvu)."""
+  blob = json.dumps({"settings": without_neutral(settings), "seed": seed, "code": code or code_version()},
                     sort_keys=True, default=str)
   return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -177,7 +202,7 @@ def table_fingerprint(config: Any) -> str:
   """What a printed table depends on: the code, the config minus NEUTRAL_KEYS and the shipped assets.
 
   README.md puts it above each results table; tests/test_readme_tables.py fails when it no longer matches."""
-  blob = json.dumps({"code": code_version(), "config": without_neutral(config), "assets": asset_versions()},
+  blob = json.dumps({"code": code_version(config["task"]), "config": without_neutral(config), "assets": asset_versions()},
                     sort_keys=True, default=str)
   return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -220,10 +245,10 @@ def prepare_dir(directory: str, print_: str) -> bool:
   return False
 
 
-def cached_stage(directory: str, settings: Any) -> bool:
+def cached_stage(directory: str, settings: Any, code: str | None = None) -> bool:
   """For a shared stage (frozen features, a pretrained model): True when `directory` holds its finished
   output for these settings; else the directory is cleared for a fresh run. Mark it done with `finish_stage`."""
-  print_ = fingerprint(settings, 0)
+  print_ = fingerprint(settings, 0, code)
   return prepare_dir(directory, print_) and os.path.exists(os.path.join(directory, "DONE"))
 
 
@@ -234,7 +259,7 @@ def finish_stage(directory: str) -> None:
 
 def _seed_result(table: Table, method: str, seed: int, directory: str) -> dict:
   """One (row, seed): reused when its fingerprint matches, else trained and evaluated now."""
-  print_ = fingerprint(table.settings(method), seed)
+  print_ = fingerprint(table.settings(method), seed, table.code)
   result_path = os.path.join(directory, RESULT_FILE)
   if prepare_dir(directory, print_):
     done = _read_json(result_path)
@@ -279,7 +304,7 @@ def _earlier_rows(path: str, table: Table, current: Sequence[str]) -> list[dict]
     if method in current or not isinstance(row.get("fingerprints"), list):
       continue
     try:
-      prints = [fingerprint(table.settings(method), s) for s in range(len(row["fingerprints"]))]
+      prints = [fingerprint(table.settings(method), s, table.code) for s in range(len(row["fingerprints"]))]
     except (KeyError, ValueError):  # a method this code no longer has
       continue
     if prints == row["fingerprints"]:
@@ -330,7 +355,7 @@ def run(table: Table, workdir: str, *, started: float | None = None) -> dict:
   t0 = time.perf_counter() if started is None else started
   results_path = os.path.join(workdir, "results.json")
   flagged = flagged_metrics(table.metrics, table.gallery_size)
-  extra = {**table.extra, "smoke_test": table.smoke_test, "code_version": code_version()}
+  extra = {**table.extra, "smoke_test": table.smoke_test, "code_version": table.code or code_version()}
   if table.fingerprint:
     extra["table_fingerprint"] = table.fingerprint
   if flagged:

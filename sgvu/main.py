@@ -20,7 +20,7 @@ from ml_collections import config_flags
 
 from sgvu import compile_cache
 from sgvu import sharding
-from sgvu import tasks
+from sgvu.tasks import registry
 from sgvu.data.base import DataError
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (experiments/*.py[:variant]).",
@@ -43,7 +43,7 @@ class UserError(Exception):
 
 def run(config, workdir: str) -> dict:
   """Validates, then runs the experiment named by config.task. Importable for tests."""
-  experiment = tasks.get_experiment(config.task)
+  experiment = registry.get_experiment(config.task)
   experiment.validate(config)
   make_workdir(workdir)
   logging.info("workdir: %s", os.path.abspath(workdir))

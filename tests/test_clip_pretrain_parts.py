@@ -470,6 +470,19 @@ def test_ship_and_use_shipped(pretrained, shipped_dir, tmp_path, monkeypatch):
   with pytest.raises(_Sentinel):  # a shipped CLIP of another config is not used: it trains
     clip_pretrain.ensure_pretrained(other)
 
+  assert prov["files"] == clip_pretrain.weights_files() and "train.py" in prov["files"]
+  edited = {**prov["files"], "train.py": "0" * 16}  # as if train.py changed after shipping
+  monkeypatch.setattr(clip_pretrain, "weights_files", lambda: edited)
+  monkeypatch.setattr(experiment, "module_version", lambda *a, **k: "another-code")
+  ok, why = clip_pretrain.shipped_matches(c)
+  assert not ok and "another code (train.py)" in why
+
+
+def test_the_registries_are_not_part_of_the_clips_code():
+  files = clip_pretrain.weights_files()
+  assert "tasks/registry.py" not in files and "data/registry.py" not in files
+  assert "data/synth/world.py" in files and "tasks/clip_pretrain.py" in files
+
 
 def test_shipped_matches_without_a_shipped_clip(shipped_dir):
   ok, why = clip_pretrain.shipped_matches(_small())

@@ -1,5 +1,6 @@
 """The table runner (sgvu/experiment.py): fingerprinted row reuse, seeds, results.json, stops, flags."""
 
+import dataclasses
 import json
 import os
 
@@ -78,10 +79,30 @@ def test_results_keep_earlier_rows_of_the_same_settings(tmp_path):
 
 def test_code_change_invalidates(tmp_path, monkeypatch):
   experiment.run(ToyRows(seeds=1).table(), str(tmp_path))
-  monkeypatch.setattr(experiment, "code_version", lambda: "another-version")
+  monkeypatch.setattr(experiment, "code_version", lambda task=None: "another-version")
   toy = ToyRows(seeds=1)
   experiment.run(toy.table(), str(tmp_path))
   assert toy.calls == [("a", 0), ("b", 0)]
+
+
+def test_a_tables_own_code_version_keys_its_rows(tmp_path):
+  experiment.run(ToyRows(seeds=1).table(), str(tmp_path))
+  toy = ToyRows(seeds=1)
+  experiment.run(dataclasses.replace(toy.table(), code="task-code-1"), str(tmp_path))
+  assert toy.calls == [("a", 0), ("b", 0)]  # other code than the whole-package default: trained again
+  toy = ToyRows(seeds=1)
+  experiment.run(dataclasses.replace(toy.table(), code="task-code-1"), str(tmp_path))
+  assert toy.calls == []
+  assert _results(tmp_path)["code_version"] == "task-code-1"
+
+
+def test_source_closure_follows_function_level_imports_only_when_asked():
+  root = os.path.dirname(os.path.abspath(experiment.__file__))
+  rel = lambda paths: {os.path.relpath(p, root) for p in paths}
+  module_level = rel(experiment.source_closure("sgvu.data"))
+  assert "data/registry.py" in module_level and "data/sketchy.py" not in module_level  # readers load on use
+  assert "data/sketchy.py" in rel(experiment.source_closure("sgvu.data", local_imports=True))
+  assert "data/registry.py" not in rel(experiment.source_closure("sgvu.data", experiment.REGISTRIES))
 
 
 def test_neutral_keys_do_not_invalidate():

@@ -86,9 +86,26 @@ def test_fingerprint_follows_values_not_neutral_keys(monkeypatch):
   assert experiment.table_fingerprint(changed) != fp
   monkeypatch.setattr(experiment, "asset_versions", lambda: ["another-asset"])
   assert experiment.table_fingerprint(base) != fp
-  monkeypatch.setattr(experiment, "code_version", lambda: "another-version")
+  monkeypatch.setattr(experiment, "code_version", lambda task=None: "another-version")
   monkeypatch.setattr(experiment, "asset_versions", lambda: [])
   assert experiment.table_fingerprint(base) != fp
+
+
+def test_table_code_is_the_tasks_closure_not_the_registries_or_other_tasks():
+  root = os.path.dirname(os.path.abspath(experiment.__file__))
+  from sgvu.tasks import registry  # pylint: disable=g-import-not-at-top
+  closure = lambda task: {os.path.relpath(p, root) for p in experiment.source_closure(
+      (registry.module_name(task),) + experiment.RUNNER, ("sgvu.tools",) + experiment.REGISTRIES,
+      local_imports=True)}
+  zs, otf = closure("zs_sbir"), closure("on_the_fly")
+  for need in ("tasks/zs_sbir.py", "tasks/clip_pretrain.py", "experiment.py", "main.py", "losses.py",
+               "evaluators/retrieval.py", "metrics/retrieval.py", "data/synth/world.py"):
+    assert need in zs, need
+  assert {"tasks/on_the_fly.py", "tasks/fg_sbir.py", "rl.py"} <= otf
+  for never in ("tasks/registry.py", "data/registry.py", "tasks/on_the_fly.py", "rl.py", "tools/curves.py"):
+    assert never not in zs, never
+  versions = {t: experiment.code_version(t) for t in ("zs_sbir", "on_the_fly", "clip_pretrain")}
+  assert len(set(versions.values())) == 3 and all(re.fullmatch(r"[0-9a-f]{16}", v) for v in versions.values())
 
 
 def test_run_writes_and_prints_the_table_fingerprint(tmp_path, capsys):

@@ -7,67 +7,9 @@ the embedded procedural world and needs no files.
 
 from __future__ import annotations
 
-import inspect
-from typing import Any, Callable
-
 from sgvu.data.base import (BadSample, DataError, PhotoItem, Sketch, SketchItem, Source,
                             Split)
-
-
-def _construct(dataset: str, cls: type, *args: Any, **kwargs: Any) -> Source:
-  """cls(*args, **kwargs), with a misspelt option named for the dataset."""
-  try:
-    inspect.signature(cls).bind(*args, **kwargs)
-  except TypeError as e:
-    raise DataError(f"{dataset}: bad option ({e}); see docs/datasets.md") from None
-  return cls(*args, **kwargs)
-
-
-def _synth(root: str | None, **kwargs: Any) -> Source:
-  if root is not None:
-    raise DataError(f"synth: takes no root (got {root!r}); it is generated, not read")
-  from sgvu.data.synth import SynthSketch  # pylint: disable=g-import-not-at-top
-  return _construct("synth", SynthSketch, **kwargs)
-
-
-def _sketchy(root: str | None, **kwargs: Any) -> Source:
-  from sgvu.data.sketchy import Sketchy  # pylint: disable=g-import-not-at-top
-  return _construct("sketchy", Sketchy, root, **kwargs)
-
-
-def _tuberlin(root: str | None, **kwargs: Any) -> Source:
-  from sgvu.data.tuberlin import TUBerlin  # pylint: disable=g-import-not-at-top
-  return _construct("tuberlin", TUBerlin, root, **kwargs)
-
-
-def _quickdraw(root: str | None, **kwargs: Any) -> Source:
-  from sgvu.data.quickdraw import QuickDraw  # pylint: disable=g-import-not-at-top
-  return _construct("quickdraw", QuickDraw, root, **kwargs)
-
-
-def _qmul(variant: str) -> Callable[..., Source]:
-  def make(root: str | None, **kwargs: Any) -> Source:
-    from sgvu.data.qmul import QMUL  # pylint: disable=g-import-not-at-top
-    return _construct(variant.lower(), QMUL, root, variant=variant, **kwargs)
-  return make
-
-
-# Readers are imported on use, so `import sgvu.data` stays cheap.
-DATASETS: dict[str, Callable[..., Source]] = {
-    "synth": _synth,
-    "sketchy": _sketchy,
-    "tuberlin": _tuberlin,
-    "quickdraw": _quickdraw,
-    "shoev2": _qmul("ShoeV2"),
-    "chairv2": _qmul("ChairV2"),
-}
-
-
-def get_source(name: str, root: str | None = None, **kwargs: Any) -> Source:
-  """The dataset `name` read from `root` (None for synth); kwargs are reader options."""
-  if name not in DATASETS:
-    raise DataError(f"unknown dataset {name!r}; valid: {sorted(DATASETS)}")
-  return DATASETS[name](root, **kwargs)
+from sgvu.data.registry import DATASETS, get_source
 
 
 def category_text(name: str) -> str:

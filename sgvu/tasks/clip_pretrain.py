@@ -121,7 +121,7 @@ def zero_shot_metric_names(spec) -> list[str]:
 
 
 # What the CLIP's weights depend on: this module's static imports, minus code that only scores,
-# reports or runs tables (a change there must not force a 30-minute pretraining).
+# reports or runs tables (a change there must not force an 80-minute pretraining).
 NOT_WEIGHTS = ("sgvu.evaluators", "sgvu.metrics", "sgvu.experiment")
 # Keys of clip_train that do not change the weights.
 NOT_WEIGHTS_KEYS = ("cache_dir", "log_every", "evals", "eval_every", "checkpoint_every", "use_shipped")
@@ -133,6 +133,17 @@ def weights_key(config: ml_collections.ConfigDict) -> dict:
   """What the pretrained weights are a function of: the config and the code that trains them."""
   return {"config": {k: v for k, v in config.to_dict().items() if k not in NOT_WEIGHTS_KEYS},
           "code": experiment.module_version(__name__, NOT_WEIGHTS)}
+
+
+def weights_files() -> dict[str, str]:
+  """sha256 (16 hex) of each file whose code the weights depend on, by path under sgvu/: kept in the
+  provenance so a mismatch can name the files that changed."""
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  out = {}
+  for path in experiment.source_closure(__name__, NOT_WEIGHTS + experiment.REGISTRIES):
+    with open(path, "rb") as f:
+      out[os.path.relpath(path, root)] = hashlib.sha256(f.read()).hexdigest()[:16]
+  return out
 
 
 def weights_digest(config: ml_collections.ConfigDict) -> str:
@@ -160,6 +171,10 @@ def shipped_matches(config: ml_collections.ConfigDict) -> tuple[bool, str]:
   if shipped["digest"] != weights_digest(config):
     key = weights_key(config)
     what = "code" if shipped["key"]["code"] != key["code"] else "config"
+    if what == "code" and "files" in shipped:
+      now = weights_files()
+      changed = sorted(f for f in set(now) | set(shipped["files"]) if now.get(f) != shipped["files"].get(f))
+      what += " (" + ", ".join(changed[:6]) + (", ..." if len(changed) > 6 else "") + ")"
     return False, (f"the shipped CLIP was trained with another {what} (shipped {shipped['digest']}, "
                    f"this run {weights_digest(config)})")
   return True, ""
@@ -200,7 +215,7 @@ def ensure_pretrained(config: ml_collections.ConfigDict) -> str:
     if matches:
       logging.info("pretrained SynthSketch CLIP: using the one shipped in %s", SHIPPED_DIR)
       return SHIPPED_DIR
-    logging.warning("pretrained SynthSketch CLIP: %s; pretraining it here (about 40 min on 2 CPU cores)", why)
+    logging.warning("pretrained SynthSketch CLIP: %s; pretraining it here (about 80 min on 2 CPU cores)", why)
   logging.info("pretrained SynthSketch CLIP: training into %s (cached for later runs)", directory)
   started = time.perf_counter()
   tokenizer = synth_tokenizer(get_preset(config.model).text.context_length)
@@ -245,8 +260,8 @@ def ship(config: ml_collections.ConfigDict, directory: str, command: str) -> Non
   shutil.copytree(os.path.join(directory, "clip"), os.path.join(SHIPPED_DIR, "clip"))
   shutil.copy(os.path.join(directory, DONE_FILE), SHIPPED_DIR)
   with open(os.path.join(SHIPPED_DIR, PROVENANCE_FILE), "w") as f:
-    json.dump({"digest": weights_digest(config), "key": weights_key(config), "command": command}, f, indent=1,
-              sort_keys=True, default=str)
+    json.dump({"digest": weights_digest(config), "key": weights_key(config), "files": weights_files(),
+               "command": command}, f, indent=1, sort_keys=True, default=str)
   logging.info("shipped the CLIP of %s to %s", directory, SHIPPED_DIR)
 
 
@@ -277,5 +292,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       settings=lambda name: {"clip_train": weights_key(c)}, seeds=config.get("seeds") or 1,
       description=f"SynthSketch CLIP ({c.model}), zero-shot over held-out photos (chance: photo/sketch "
                   "1/75, colour 1/11, texture 1/4, place 1/8)",
-      smoke_test=config.get("smoke_test", False), fingerprint=experiment.table_fingerprint(config)),
+      smoke_test=config.get("smoke_test", False), fingerprint=experiment.table_fingerprint(config),
+      code=experiment.code_version(config.task)),
       workdir, started=started)

@@ -275,6 +275,7 @@ def table(config: ml_collections.ConfigDict, workdir: str) -> experiment.Table:
       seeds=config.seeds, gallery_size=len(source.split("test").photos),
       description=f"{config.data.dataset}, instance-level, gallery = all test photos",
       smoke_test=config.get("smoke_test", False), fingerprint=experiment.table_fingerprint(config),
+      code=experiment.code_version(config.task),
       extra=clip_pretrain.clip_extra(config, needs_clip(config, config.methods)), baseline="frozen")
 
 

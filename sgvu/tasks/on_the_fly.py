@@ -322,7 +322,7 @@ def stage_one(config, directory: str, source, backbone, fractions) -> StageOne:
   """Trains B1 in DIRECTORY (or reuses it when its settings are unchanged) and caches its level features."""
   task = fg_sbir.FGSBIRTask(config, fg_sbir.METHODS["B1"], backbone, source)
   path = os.path.join(directory, "features.npz")
-  if experiment.cached_stage(directory, stage_settings(config)):
+  if experiment.cached_stage(directory, stage_settings(config), code=experiment.code_version(config.task)):
     logging.info("stage 1: reusing %s", directory)
     with np.load(path) as z:
       params = train.unflatten({k[len("params/"):]: np.asarray(z[k]) for k in z.files if k.startswith("params/")})
@@ -399,7 +399,8 @@ def table(config: ml_collections.ConfigDict, workdir: str) -> experiment.Table:
                    f"gallery {len(stage.test_data.photos)} photos"),
       smoke_test=config.get("smoke_test", False), pictures=pictures,
       extra={"levels": list(fractions), **clip_pretrain.clip_extra(config, fg_sbir.needs_clip(config, ()))},
-      fingerprint=experiment.table_fingerprint(config), baseline="B1")
+      fingerprint=experiment.table_fingerprint(config),
+      code=experiment.code_version(config.task), baseline="B1")
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:

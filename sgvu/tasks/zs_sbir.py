@@ -265,7 +265,8 @@ def table(config: ml_collections.ConfigDict, workdir: str) -> experiment.Table:
       description=f"{'held-out seen' if config.data.holdout else 'unseen'} categories, {config.data.dataset}{clip_note}",
       smoke_test=config.get("smoke_test", False), pictures=lambda rows: _draw_grid(config, source, workdir),
       extra={"level": config.level, "clip": clip},
-      fingerprint=experiment.table_fingerprint(config), baseline="frozen")
+      fingerprint=experiment.table_fingerprint(config),
+      code=experiment.code_version(config.task), baseline="frozen")
 
 
 def export_bundle(config, task: ZSSBIRTask, params, method: str, seed: int, step: int, directory: str) -> None:

@@ -1,0 +1,69 @@
+"""Sketch datasets by name: DATASETS and get_source (re-exported by sgvu.data).
+
+Left out of every code hash (sgvu.experiment.REGISTRIES): adding a dataset here
+must not invalidate the tables or the shipped CLIP; a reader's own module is
+hashed wherever it is imported.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable
+
+from sgvu.data.base import DataError, Source
+
+
+def _construct(dataset: str, cls: type, *args: Any, **kwargs: Any) -> Source:
+  """cls(*args, **kwargs), with a misspelt option named for the dataset."""
+  try:
+    inspect.signature(cls).bind(*args, **kwargs)
+  except TypeError as e:
+    raise DataError(f"{dataset}: bad option ({e}); see docs/datasets.md") from None
+  return cls(*args, **kwargs)
+
+
+def _synth(root: str | None, **kwargs: Any) -> Source:
+  if root is not None:
+    raise DataError(f"synth: takes no root (got {root!r}); it is generated, not read")
+  from sgvu.data.synth import SynthSketch  # pylint: disable=g-import-not-at-top
+  return _construct("synth", SynthSketch, **kwargs)
+
+
+def _sketchy(root: str | None, **kwargs: Any) -> Source:
+  from sgvu.data.sketchy import Sketchy  # pylint: disable=g-import-not-at-top
+  return _construct("sketchy", Sketchy, root, **kwargs)
+
+
+def _tuberlin(root: str | None, **kwargs: Any) -> Source:
+  from sgvu.data.tuberlin import TUBerlin  # pylint: disable=g-import-not-at-top
+  return _construct("tuberlin", TUBerlin, root, **kwargs)
+
+
+def _quickdraw(root: str | None, **kwargs: Any) -> Source:
+  from sgvu.data.quickdraw import QuickDraw  # pylint: disable=g-import-not-at-top
+  return _construct("quickdraw", QuickDraw, root, **kwargs)
+
+
+def _qmul(variant: str) -> Callable[..., Source]:
+  def make(root: str | None, **kwargs: Any) -> Source:
+    from sgvu.data.qmul import QMUL  # pylint: disable=g-import-not-at-top
+    return _construct(variant.lower(), QMUL, root, variant=variant, **kwargs)
+  return make
+
+
+# Readers are imported on use, so `import sgvu.data` stays cheap.
+DATASETS: dict[str, Callable[..., Source]] = {
+    "synth": _synth,
+    "sketchy": _sketchy,
+    "tuberlin": _tuberlin,
+    "quickdraw": _quickdraw,
+    "shoev2": _qmul("ShoeV2"),
+    "chairv2": _qmul("ChairV2"),
+}
+
+
+def get_source(name: str, root: str | None = None, **kwargs: Any) -> Source:
+  """The dataset `name` read from `root` (None for synth); kwargs are reader options."""
+  if name not in DATASETS:
+    raise DataError(f"unknown dataset {name!r}; valid: {sorted(DATASETS)}")
+  return DATASETS[name](root, **kwargs)
