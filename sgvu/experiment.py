@@ -79,9 +79,10 @@ def row_dir(workdir: str, method: str, seed: int) -> str:
   return os.path.join(workdir, slug(method), f"seed{seed}")
 
 
-# Name -> module maps: left out of every code hash, so adding an experiment or a dataset changes neither
-# another experiment's tables nor the shipped CLIP (the modules they name are hashed where imported).
-REGISTRIES = ("sgvu.tasks.registry", "sgvu.data.registry")
+# Name -> module maps: left out of every code hash, so adding an experiment, a dataset or a bundle model
+# changes neither another experiment's tables nor the shipped CLIP (the modules they name are hashed where
+# a task imports them; models/registry only rebuilds exported bundles, which no table metric reads).
+REGISTRIES = ("sgvu.tasks.registry", "sgvu.data.registry", "sgvu.models.registry")
 # What runs every table besides the task's own closure; tools only read results.
 RUNNER = ("sgvu.main", "sgvu.experiment")
 

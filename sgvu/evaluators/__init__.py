@@ -11,6 +11,7 @@ they all come from `sgvu.metrics`.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from typing import Any, Callable, Mapping
 
@@ -26,6 +27,23 @@ EVALUATORS: dict[str, type] = {
 }
 
 
+def get(kind: str) -> type | None:
+  """The evaluator class of `type: kind`: from EVALUATORS, else by convention from the module
+  sgvu/evaluators/<kind>.py's EVALUATOR, so a new evaluator needs no edit here (an edit here changes
+  the code hash of every table). The task using it imports that module, so its tables hash it."""
+  if kind in EVALUATORS:
+    return EVALUATORS[kind]
+  if not isinstance(kind, str) or not kind.isidentifier():
+    return None
+  try:
+    module = importlib.import_module(f"sgvu.evaluators.{kind}")
+  except ModuleNotFoundError as e:
+    if e.name != f"sgvu.evaluators.{kind}":
+      raise
+    return None
+  return getattr(module, "EVALUATOR", None)
+
+
 def _options(spec: Mapping[str, Any]) -> dict[str, Any]:
   options = spec.to_dict() if hasattr(spec, "to_dict") else dict(spec)
   options.pop("type", None)
@@ -38,9 +56,11 @@ def validate(evals: Mapping[str, Any], where: str = "config.evals") -> None:
     raise ValueError(f"{where} is empty: name at least one evaluator")
   for name, spec in evals.items():
     kind = spec.get("type") if hasattr(spec, "get") else None
-    if kind not in EVALUATORS:
-      raise ValueError(f"{where}.{name}.type={kind!r}; valid: {sorted(EVALUATORS)}")
-    accepted = inspect.signature(EVALUATORS[kind].__init__).parameters
+    cls = get(kind)
+    if cls is None:
+      raise ValueError(f"{where}.{name}.type={kind!r}; valid: {sorted(EVALUATORS)} or a module "
+                       "sgvu/evaluators/<type>.py defining EVALUATOR")
+    accepted = inspect.signature(cls.__init__).parameters
     for key in _options(spec):
       if key not in accepted or accepted[key].kind is not inspect.Parameter.KEYWORD_ONLY:
         valid = sorted(k for k, p in accepted.items() if p.kind is inspect.Parameter.KEYWORD_ONLY)
@@ -53,7 +73,7 @@ def build(evals: Mapping[str, Any], predict_fns: Mapping[str, Callable], **data)
   validate(evals)
   out = {}
   for name, spec in evals.items():
-    cls = EVALUATORS[spec["type"]]
+    cls = get(spec["type"])
     wanted = inspect.signature(cls.__init__).parameters
     given = {k: v for k, v in data.items() if k in wanted}
     out[name] = cls(predict_fns, **{**given, **_options(spec)})  # the config's options win
