@@ -188,14 +188,23 @@ def add_zs_sbir(c: ml_collections.ConfigDict, arg: str) -> ml_collections.Config
   c.method.margin = 0.2
   c.method.cls_weight = 1.0
   c.method.layernorm_lr = 1e-4
-  c.method.backbone_lr = 1e-5
+  # full-ft's image tower: 1e-4 beat 1e-5 and 3e-4 at every step up to 100 on the validation holdout.
+  c.method.backbone_lr = 1e-4
   c.method.shuffle_grid = 2
   c.method.patch_shuffle_weight = 1.0
   c.method.fdiv_weight = 1.0
+  # ((row, value), ...): rows that train another number of steps than zs_train.num_steps, or at another
+  # learning rate than zs_train.optim.lr (chosen on the validation holdout: docs/zs_sbir.md).
+  c.method.steps = ()
+  # The prompt baselines moved at 1e-2 and stayed flat at 1e-3; `ours` (with its classification term)
+  # did worse at 1e-2, so it keeps zs_train.optim.lr (1e-3), as do linear and the ablations of ours.
+  c.method.lrs = (("shallow-prompt", 1e-2), ("deep-prompt", 1e-2))
 
   c.zs_train = train_config()
   c.zs_train.batch_size = 32
-  c.zs_train.num_steps = 80  # seven trained rows must fit the 15-minute budget with pretraining
+  # The 15-minute budget of 5 trained rows x 3 seeds sets this; on the validation holdout most rows still
+  # rise at 100 steps (docs/zs_sbir.md).
+  c.zs_train.num_steps = 80
   c.zs_train.log_every = 25
   c.zs_train.checkpoint_every = 50
   c.zs_train.optim = optim_config(name="adam", lr=1e-3)
@@ -236,6 +245,8 @@ def add_zs_sbir_paper(c: ml_collections.ConfigDict, dataset: str, arg: str, *, m
   c.method.num_prompts = 3
   c.method.margin = 0.2
   c.method.layernorm_lr = 1e-6
+  c.method.backbone_lr = 1e-5  # not given by the seed; the prompts' lr is zs_train.optim.lr for every row
+  c.method.lrs = ()
 
   c.zs_train.batch_size = 192
   c.zs_train.num_steps = num_steps

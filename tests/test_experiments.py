@@ -98,6 +98,9 @@ def test_fg_zs_sbir_small_reports_instance_accuracy(tmp_path):
      or setattr(c, "evals", blocks.zs_evals("instance")), "pairing"),
     (lambda c: setattr(c.zs_train.optim, "name", "adamm"), "adamm"),
     (lambda c: setattr(c.data, "dataset", "sketchy"), "clip_init"),
+    (lambda c: setattr(c.method, "steps", (("oursx", 5),)), r"config.method.steps: \('oursx', 5\)"),
+    (lambda c: setattr(c.method, "steps", (("linear", 0),)), r"config.method.steps: \('linear', 0\)"),
+    (lambda c: setattr(c.method, "lrs", (("ours", -1.0),)), r"config.method.lrs: \('ours', -1.0\)"),
 ])
 def test_bad_settings_fail_before_compute(tmp_path, change, message):
   config = zs_sbir.get_config("small")
@@ -105,6 +108,20 @@ def test_bad_settings_fail_before_compute(tmp_path, change, message):
   with pytest.raises(ValueError, match=message):
     main.run(config, str(tmp_path))
   assert not (tmp_path / "results.json").exists()
+
+
+def test_method_steps_override_the_stage_steps_per_row():
+  from sgvu.tasks import zs_sbir as zs_task  # pylint: disable=g-import-not-at-top
+  config = zs_sbir.get_config("small")
+  config.method.steps = (("linear", 7),)
+  config.method.lrs = (("linear", 0.5),)
+  methods = zs_task.METHODS[config.level]
+  linear = zs_task.method_train_config(config, methods["linear"], 1, "linear")
+  assert linear.num_steps == 7 and linear.optim.lr == 0.5
+  ft = zs_task.method_train_config(config, methods["full-ft"], 1, "full-ft")
+  assert ft.num_steps == config.zs_train.num_steps and ft.seed == config.zs_train.seed + 1
+  assert ft.optim.lr == config.zs_train.optim.lr
+  assert ft.optim.param_lrs == (("img/.*", config.method.backbone_lr),)
 
 
 def _main(args, tmp_path, **kw):

@@ -156,10 +156,15 @@ class ZSSBIRTask(Task):
                                 strict=d.strict)
 
 
-def method_train_config(config: ml_collections.ConfigDict, method: Method, seed: int = 0) -> ml_collections.ConfigDict:
-  """config.zs_train with the method's learning rates per parameter group, for training seed `seed`."""
+def method_train_config(config: ml_collections.ConfigDict, method: Method, seed: int = 0,
+                        name: str = "") -> ml_collections.ConfigDict:
+  """config.zs_train with the method's learning rates per parameter group and the row's own steps and
+  learning rate (config.method.steps / .lrs: ((row name, value), ...) override zs_train.num_steps /
+  zs_train.optim.lr), for training seed `seed`."""
   c = ml_collections.ConfigDict(config.zs_train.to_dict())
   c.seed = config.zs_train.seed + seed
+  c.num_steps = dict(config.method.get("steps", ())).get(name, c.num_steps)
+  c.optim.lr = float(dict(config.method.get("lrs", ())).get(name, c.optim.lr))
   groups = []
   if method.backbone:
     groups.append(("img/.*", config.method.backbone_lr))
@@ -196,6 +201,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if not os.path.isdir(config.data.root):
       raise ValueError(f"config.data.root={config.data.root!r}: no such directory")
   configs.validate_train(config.zs_train)
+  for key, kind in (("steps", int), ("lrs", (int, float))):
+    for pair in config.method.get(key, ()):
+      if (len(pair) != 2 or pair[0] not in valid or not isinstance(pair[1], kind) or isinstance(pair[1], bool)
+          or not pair[1] > 0):
+        raise ValueError(f"config.method.{key}: {pair!r} is not (a method of level {config.level!r}, a "
+                         f"{'number of steps' if key == 'steps' else 'learning rate'} > 0)")
   configs.check_positive(config, "method.num_prompts", "method.margin", "eval_batch_size")
 
 
@@ -241,7 +252,7 @@ def table(config: ml_collections.ConfigDict, workdir: str) -> experiment.Table:
       photos = (rng.standard_normal(photos[0].shape),) + tuple(photos[1:])
       return {**evaluator.score(sketches, photos), "trainable_params": 0}
     if method.trains:
-      tc = method_train_config(config, method, seed)
+      tc = method_train_config(config, method, seed, name)
       setup = train.build(task, tc)
       params, records = train.fit(task, tc, directory, setup=setup,
                                   evaluate=lambda p: evaluators.run_all(evals, p))
