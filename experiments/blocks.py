@@ -24,8 +24,9 @@ VARIANTS = ("", "small")
 # The ablations ('ours-no-layernorm', 'ours-no-cls') are one --config.methods away.
 ZS_PAPER_METHODS = ("frozen", "full-ft", "linear", "shallow-prompt", "deep-prompt", "ours")
 # Seed 001's rows (B1-B4, policies) and our reward ablations.
-ON_THE_FLY_METHODS = ("B1", "B2", "B3", "B4", "vanilla-pg", "ppo", "reward-1/rank", "reward-rank<=5",
-                      "reward--rank", "reward-1/sqrt(rank)")
+ON_THE_FLY_PAPER_METHODS = ("B1", "B2", "B3", "B4", "vanilla-pg", "ppo")
+ON_THE_FLY_REWARDS = ("reward-1/rank", "reward-rank<=5", "reward--rank", "reward-1/sqrt(rank)")
+ON_THE_FLY_METHODS = ON_THE_FLY_PAPER_METHODS + ON_THE_FLY_REWARDS
 
 
 def check_variant(name: str, arg: str) -> None:

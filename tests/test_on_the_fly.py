@@ -129,9 +129,11 @@ def test_progressive_figure_rows_follow_the_strokes(tmp_path):
     (lambda c: setattr(c.data, "categories", ("shoe", "shoox")), "shoox"),
     (lambda c: setattr(c, "levels", 1), "levels"),
     (lambda c: setattr(c.data, "dataset", "shoev2"), "root"),
+    (lambda c: c.update({"baseline": "ppox"}), "config.baseline='ppox'"),
 ])
 def test_bad_settings_fail_before_compute(tmp_path, change, message):
   config = otf_config.get_config("small")
+  config.unlock()
   change(config)
   with pytest.raises(ValueError, match=message):
     _run(config, str(tmp_path))

@@ -262,6 +262,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   unknown = [m for m in config.methods if m not in METHODS]
   if unknown or not config.methods:
     raise ValueError(f"config.methods has unknown {unknown or '(empty)'}; valid: {sorted(METHODS)}")
+  if config.get("baseline", "B1") not in METHODS:
+    raise ValueError(f"config.baseline={config.baseline!r} is not a method; valid: {sorted(METHODS)}")
   evaluators.validate(config.evals)
   evaluators.validate(config.fg_evals, "config.fg_evals")
   if [spec.type for spec in config.evals.values()] != ["on_the_fly"]:
@@ -400,7 +402,7 @@ def table(config: ml_collections.ConfigDict, workdir: str) -> experiment.Table:
       smoke_test=config.get("smoke_test", False), pictures=pictures,
       extra={"levels": list(fractions), **clip_pretrain.clip_extra(config, fg_sbir.needs_clip(config, ()))},
       fingerprint=experiment.table_fingerprint(config),
-      code=experiment.code_version(config.task), baseline="B1")
+      code=experiment.code_version(config.task), baseline=config.get("baseline", "B1"))
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
