@@ -28,13 +28,12 @@ from __future__ import annotations
 import abc
 import collections
 import dataclasses
-import inspect
 import zlib
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from sgvu.data import padding, sketch_files
+from sgvu.data import padding, registry, sketch_files
 from sgvu.data.base import DataError, Sketch
 
 # split -> (which categories are queries, which categories keep their boxes)
@@ -243,29 +242,21 @@ def build_queries(source: LocalizationSource, split: str, records: Sequence[Imag
 # Registry (readers are imported on use, so importing this module stays cheap).
 
 
-def _construct(dataset: str, cls: type, *args: Any, **kwargs: Any) -> LocalizationSource:
-  try:
-    inspect.signature(cls).bind(*args, **kwargs)
-  except TypeError as e:
-    raise DataError(f"{dataset}: bad option ({e})") from None
-  return cls(*args, **kwargs)
-
-
 def _synth(root: str | None, **options: Any) -> LocalizationSource:
   if root is not None:
     raise DataError(f"synth: takes no root (got {root!r}); its scenes are generated, not read")
   from sgvu.data.synth_localization import SynthLocalization  # pylint: disable=g-import-not-at-top
-  return _construct("synth", SynthLocalization, **options)
+  return registry.construct("synth", SynthLocalization, **options)
 
 
 def _coco(root: str | None, **options: Any) -> LocalizationSource:
   from sgvu.data.coco_localization import COCOLocalization  # pylint: disable=g-import-not-at-top
-  return _construct("coco", COCOLocalization, root, **options)
+  return registry.construct("coco", COCOLocalization, root, **options)
 
 
 def _voc(root: str | None, **options: Any) -> LocalizationSource:
   from sgvu.data.voc_localization import VOCLocalization  # pylint: disable=g-import-not-at-top
-  return _construct("voc", VOCLocalization, root, **options)
+  return registry.construct("voc", VOCLocalization, root, **options)
 
 
 LOCALIZATION_DATASETS: dict[str, Callable[..., LocalizationSource]] = {"synth": _synth, "coco": _coco, "voc": _voc}

@@ -13,7 +13,7 @@ from typing import Any, Callable
 from sgvu.data.base import DataError, Source
 
 
-def _construct(dataset: str, cls: type, *args: Any, **kwargs: Any) -> Source:
+def construct(dataset: str, cls: type, *args: Any, **kwargs: Any) -> Any:
   """cls(*args, **kwargs), with a misspelt option named for the dataset."""
   try:
     inspect.signature(cls).bind(*args, **kwargs)
@@ -26,28 +26,28 @@ def _synth(root: str | None, **kwargs: Any) -> Source:
   if root is not None:
     raise DataError(f"synth: takes no root (got {root!r}); it is generated, not read")
   from sgvu.data.synth import SynthSketch  # pylint: disable=g-import-not-at-top
-  return _construct("synth", SynthSketch, **kwargs)
+  return construct("synth", SynthSketch, **kwargs)
 
 
 def _sketchy(root: str | None, **kwargs: Any) -> Source:
   from sgvu.data.sketchy import Sketchy  # pylint: disable=g-import-not-at-top
-  return _construct("sketchy", Sketchy, root, **kwargs)
+  return construct("sketchy", Sketchy, root, **kwargs)
 
 
 def _tuberlin(root: str | None, **kwargs: Any) -> Source:
   from sgvu.data.tuberlin import TUBerlin  # pylint: disable=g-import-not-at-top
-  return _construct("tuberlin", TUBerlin, root, **kwargs)
+  return construct("tuberlin", TUBerlin, root, **kwargs)
 
 
 def _quickdraw(root: str | None, **kwargs: Any) -> Source:
   from sgvu.data.quickdraw import QuickDraw  # pylint: disable=g-import-not-at-top
-  return _construct("quickdraw", QuickDraw, root, **kwargs)
+  return construct("quickdraw", QuickDraw, root, **kwargs)
 
 
 def _qmul(variant: str) -> Callable[..., Source]:
   def make(root: str | None, **kwargs: Any) -> Source:
     from sgvu.data.qmul import QMUL  # pylint: disable=g-import-not-at-top
-    return _construct(variant.lower(), QMUL, root, variant=variant, **kwargs)
+    return construct(variant.lower(), QMUL, root, variant=variant, **kwargs)
   return make
 
 

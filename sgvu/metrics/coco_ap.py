@@ -76,12 +76,7 @@ def coco_ground_truth(images: Sequence[Mapping], annotations: Sequence[Mapping],
     out_cats.append({"id": cid, "name": str(_key(c, "name", "categories", i))})
   out_anns = []
   for i, a in enumerate(annotations):
-    iid = _int_id(_key(a, "image_id", "annotations", i), "annotations", i, "image_id")
-    cid = _int_id(_key(a, "category_id", "annotations", i), "annotations", i, "category_id")
-    if iid not in image_ids:
-      raise ValueError(f"annotations[{i}]: unknown image_id {iid}")
-    if cid not in cat_ids:
-      raise ValueError(f"annotations[{i}]: unknown category_id {cid}")
+    iid, cid = _known_ids(a, "annotations", i, image_ids, cat_ids)
     box = _xyxy_to_xywh(_key(a, "bbox", "annotations", i), "annotations", i)
     out_anns.append({"id": i + 1, "image_id": iid, "category_id": cid, "bbox": box,
                      "area": box[2] * box[3], "iscrowd": 0})
@@ -140,17 +135,23 @@ def write_json(path: str, obj: Any) -> None:
     raise
 
 
+def _known_ids(record: Mapping, where: str, i: int, image_ids, cat_ids) -> tuple[int, int]:
+  """(image_id, category_id) of an annotation or result, both checked against the ground truth's."""
+  iid = _int_id(_key(record, "image_id", where, i), where, i, "image_id")
+  cid = _int_id(_key(record, "category_id", where, i), where, i, "category_id")
+  if iid not in image_ids:
+    raise ValueError(f"{where}[{i}]: unknown image_id {iid}")
+  if cid not in cat_ids:
+    raise ValueError(f"{where}[{i}]: unknown category_id {cid}")
+  return iid, cid
+
+
 def _check_results(gt: Mapping, results: Sequence[Mapping]) -> list[dict]:
   image_ids = {im["id"] for im in gt["images"]}
   cat_ids = {c["id"] for c in gt["categories"]}
   out = []
   for i, r in enumerate(results):
-    iid = _int_id(_key(r, "image_id", "results", i), "results", i, "image_id")
-    cid = _int_id(_key(r, "category_id", "results", i), "results", i, "category_id")
-    if iid not in image_ids:
-      raise ValueError(f"results[{i}]: unknown image_id {iid}")
-    if cid not in cat_ids:
-      raise ValueError(f"results[{i}]: unknown category_id {cid}")
+    iid, cid = _known_ids(r, "results", i, image_ids, cat_ids)
     bbox = _key(r, "bbox", "results", i)
     try:
       x, y, w, h = (float(v) for v in bbox)
