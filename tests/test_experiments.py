@@ -37,6 +37,7 @@ def _rows(workdir):
 
 def test_zs_sbir_small_end_to_end_and_resume(tmp_path):
   config = zs_sbir.get_config("small")
+  config.methods = config.methods + ("ours-no-layernorm",)  # an ablation (experiments/zs_sbir_ablations.py)
   main.run(config, str(tmp_path))
   results, rows = _rows(tmp_path)
   assert results["experiment"] == "zs_sbir_small"

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 import fixtures_data as fx
-from sgvu.data import localization as loc
+from sgvu.data import localization as loc, registry
 from sgvu.data.base import BadSample, DataError, SketchItem
 from sgvu.data.coco_localization import COCO_QUICKDRAW_56, unseen_categories
 from sgvu.data.synth import SEEN_CATEGORIES, UNSEEN_CATEGORIES
@@ -101,7 +101,7 @@ def test_coco_unseen_groups_every_4th():
 
 
 def test_coco_splits_counts_and_skips(coco):
-  src = loc.get_localization_source("coco", coco["root"], sketch_root=coco["sketch_root"], **QD)
+  src = registry.get_localization_source("coco", coco["root"], sketch_root=coco["sketch_root"], **QD)
   assert len(src.seen) == 42 and src.unseen == unseen_categories(1)
   test = src.split("test")
   assert [s.image_id for s in test.images] == ["1", "2", "5"]
@@ -131,7 +131,7 @@ def test_coco_splits_counts_and_skips(coco):
 
 
 def test_coco_sample_boxes_and_query_rule(coco):
-  src = loc.get_localization_source("coco", coco["root"], sketch_root=coco["sketch_root"], **QD)
+  src = registry.get_localization_source("coco", coco["root"], sketch_root=coco["sketch_root"], **QD)
   test = src.split("test")
   i = next(n for n, it in enumerate(test.items) if src.categories[it.label] == "car")
   s = test[i]
@@ -152,11 +152,11 @@ def test_coco_sample_boxes_and_query_rule(coco):
   np.testing.assert_array_equal(np.concatenate(s.strokes[0].strokes),
                                 np.concatenate([np.stack(xy[:2], 1) for xy in record["drawing"]]))
   # seeded: another reader picks the same sketches; another draw may pick others
-  again = loc.get_localization_source("coco", coco["root"], sketch_root=coco["sketch_root"], **QD)
+  again = registry.get_localization_source("coco", coco["root"], sketch_root=coco["sketch_root"], **QD)
   assert [again.split("test")[n].sketch_keys for n in range(4)] == [test[n].sketch_keys for n in range(4)]
   assert len({test.get(i, draw=d).sketch_keys for d in range(8)}) > 1
   # train queries draw from the train part (first 6 lines); 3-sketch queries
-  src3 = loc.get_localization_source("coco", coco["root"], sketch_root=coco["sketch_root"],
+  src3 = registry.get_localization_source("coco", coco["root"], sketch_root=coco["sketch_root"],
                                      num_query_sketches=3, **QD)
   t = src3.split("train")[0]
   assert t.sketches.shape == (3, 32, 32, 3) and len(set(t.sketch_keys)) == 3
@@ -165,18 +165,18 @@ def test_coco_sample_boxes_and_query_rule(coco):
 
 
 def test_coco_one_query_per_image_and_strict(coco, tmp_path):
-  src = loc.get_localization_source("coco", coco["root"], sketch_root=coco["sketch_root"], queries="one", **QD)
+  src = registry.get_localization_source("coco", coco["root"], sketch_root=coco["sketch_root"], queries="one", **QD)
   test = src.split("test")
   assert len(test) == len(test.images) == 3
   for it in test.items:
     assert it.label in test.images[it.image].labels
-  again = loc.get_localization_source("coco", coco["root"], sketch_root=coco["sketch_root"], queries="one", **QD)
+  again = registry.get_localization_source("coco", coco["root"], sketch_root=coco["sketch_root"], queries="one", **QD)
   assert again.split("test").items == test.items
   with pytest.raises(DataError, match="sheep.ndjson.*no QuickDraw file.*strict=True"):
-    loc.get_localization_source("coco", coco["root"], sketch_root=coco["sketch_root"], strict=True, **QD)
+    registry.get_localization_source("coco", coco["root"], sketch_root=coco["sketch_root"], strict=True, **QD)
   full = str(tmp_path / "qd")
   _quickdraw(full, COCO_QUICKDRAW_56, lines=4)
-  strict = loc.get_localization_source("coco", coco["root"], sketch_root=full, strict=True, **QD)
+  strict = registry.get_localization_source("coco", coco["root"], sketch_root=full, strict=True, **QD)
   with pytest.raises(DataError, match=r"instances_val2017\.json#annotation7: zero-area box"):
     strict.split("test")
 
@@ -226,7 +226,7 @@ def voc(tmp_path_factory):
 
 
 def test_voc_splits_difficult_and_skips(voc):
-  src = loc.get_localization_source("voc", voc["root"], sketch_root=voc["sketch_root"], **QD)
+  src = registry.get_localization_source("voc", voc["root"], sketch_root=voc["sketch_root"], **QD)
   assert src.unseen == ("bicycle", "cat", "horse") and len(src.seen) == 7
   train = src.split("train")
   assert [s.image_id for s in train.images] == ["000005", "000007"]
@@ -250,12 +250,12 @@ def test_voc_splits_difficult_and_skips(voc):
   sample = test[0]
   assert sample.image.shape == (48, 64, 3) and os.path.basename(sample.sketch_keys[0]).startswith(
       sample.query_category + ".ndjson:")
-  drop = loc.get_localization_source("voc", voc["root"], sketch_root=voc["sketch_root"], difficult="drop", **QD)
+  drop = registry.get_localization_source("voc", voc["root"], sketch_root=voc["sketch_root"], difficult="drop", **QD)
   assert drop.split("train")[0].boxes.shape == (1, 4)
 
 
 def test_voc_empty_sketch_part_and_corrupt_image(voc, tmp_path):
-  src = loc.get_localization_source("voc", voc["root"], sketch_root=voc["sketch_root"], recognized_only=False,
+  src = registry.get_localization_source("voc", voc["root"], sketch_root=voc["sketch_root"], recognized_only=False,
                                     sketch_fractions=(1, 0, 0))
   assert len(src.split("test")) == 0 and len(src.split("train")) == 2
   reasons = [r for k, r in src.skipped if k.endswith(".ndjson")]
@@ -269,7 +269,7 @@ def test_voc_empty_sketch_part_and_corrupt_image(voc, tmp_path):
 
 
 def test_sources_pickle_for_grain_workers(coco, synth):
-  src = loc.get_localization_source("coco", coco["root"], sketch_root=coco["sketch_root"], **QD)
+  src = registry.get_localization_source("coco", coco["root"], sketch_root=coco["sketch_root"], **QD)
   for split in (src.split("test"), synth.split("test")):
     copy = pickle.loads(pickle.dumps(split))
     a, b = split[1], copy[1]
@@ -278,7 +278,7 @@ def test_sources_pickle_for_grain_workers(coco, synth):
 
 
 def test_voc_strict_names_the_file(voc):
-  src = loc.get_localization_source("voc", voc["root"], sketch_root=voc["sketch_root"], strict=True, **QD)
+  src = registry.get_localization_source("voc", voc["root"], sketch_root=voc["sketch_root"], strict=True, **QD)
   with pytest.raises(DataError, match=r"000009\.xml: malformed XML"):
     src.split("train")
 
@@ -291,7 +291,7 @@ SYNTH = dict(num_scenes=(4, 2, 6), image_size=64, sketch_size=32)
 
 @pytest.fixture(scope="module")
 def synth():
-  return loc.get_localization_source("synth", **SYNTH)
+  return registry.get_localization_source("synth", **SYNTH)
 
 
 def test_synth_shapes_splits_and_boxes(synth):
@@ -330,19 +330,19 @@ def test_synth_query_is_another_instance(synth):
 
 
 def test_synth_deterministic_multi_sketch_and_materialize(synth):
-  again = loc.get_localization_source("synth", **SYNTH)
+  again = registry.get_localization_source("synth", **SYNTH)
   a, b = synth.split("test"), again.split("test")
   assert [x.sketch_keys for x in map(a.__getitem__, range(3))] == [x.sketch_keys for x in map(b.__getitem__, range(3))]
   np.testing.assert_array_equal(a[1].image, b[1].image)
   np.testing.assert_array_equal(a[1].sketches, b[1].sketches)
-  other = loc.get_localization_source("synth", seed=1, **SYNTH)
+  other = registry.get_localization_source("synth", seed=1, **SYNTH)
   assert not np.array_equal(other.split("test")[0].image, a[0].image)
-  three = loc.get_localization_source("synth", num_query_sketches=3, **SYNTH)
+  three = registry.get_localization_source("synth", num_query_sketches=3, **SYNTH)
   s = three.split("val")[0]
   assert s.sketches.shape == (3, 32, 32, 3)
   assert len({parse_key(k)[1] for k in s.sketch_keys}) == 3  # three different instances
   assert all(parse_key(k)[1] in three.instance_ranges["val"] for k in s.sketch_keys)
-  mat = loc.get_localization_source("synth", materialize=True, **SYNTH)
+  mat = registry.get_localization_source("synth", materialize=True, **SYNTH)
   m = mat.split("test")[2]
   np.testing.assert_array_equal(m.image, a[2].image)
   np.testing.assert_array_equal(m.sketches, a[2].sketches)
@@ -372,14 +372,14 @@ def test_pad_targets_static_shapes(synth):
 
 def test_registry_names_bad_input(coco):
   with pytest.raises(DataError, match=r"valid: \['coco', 'synth', 'voc'\]"):
-    loc.get_localization_source("cocoo")
+    registry.get_localization_source("cocoo")
   with pytest.raises(DataError, match="synth: bad option.*image_sise"):
-    loc.get_localization_source("synth", image_sise=64)
+    registry.get_localization_source("synth", image_sise=64)
   with pytest.raises(DataError, match="takes no root"):
-    loc.get_localization_source("synth", "/data")
+    registry.get_localization_source("synth", "/data")
   with pytest.raises(DataError, match="sketch_root"):
-    loc.get_localization_source("coco", coco["root"])
+    registry.get_localization_source("coco", coco["root"])
   with pytest.raises(DataError, match="num_query_sketches"):
-    loc.get_localization_source("synth", num_query_sketches=0)
+    registry.get_localization_source("synth", num_query_sketches=0)
   with pytest.raises(DataError, match="voc: dataset root"):
-    loc.get_localization_source("voc", coco["root"], sketch_root=coco["sketch_root"])
+    registry.get_localization_source("voc", coco["root"], sketch_root=coco["sketch_root"])

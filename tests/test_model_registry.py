@@ -246,10 +246,13 @@ def test_layers_import_only_downwards():
   rules = {("sgvu.tools", "sgvu.evaluators", "sgvu.experiment", "sgvu.export"): ("sgvu.tasks",),
            ("sgvu.data", "sgvu.metrics"): ("sgvu.models", "sgvu.tasks", "sgvu.tools", "sgvu.train"),
            ("sgvu.models",): ("sgvu.tasks", "sgvu.tools", "sgvu.train", "sgvu.experiment")}
+  # The runner's code hash looks a task's module up by name (experiment.code_version): the registry is a
+  # name -> module-name map that imports no task, so it is the one allowed way down.
+  allowed = {"sgvu.tasks.registry"}
   for owners, banned in rules.items():
     for module, targets in graph.items():
       if module.startswith(owners):
-        bad = sorted(t for t in targets if t.startswith(banned))
+        bad = sorted(t for t in targets if t.startswith(banned) and t not in allowed)
         assert not bad, f"{module} imports {bad}"
 
 

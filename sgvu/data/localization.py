@@ -33,7 +33,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from sgvu.data import padding, registry, sketch_files
+from sgvu.data import padding, sketch_files
 from sgvu.data.base import DataError, Sketch
 
 # split -> (which categories are queries, which categories keep their boxes)
@@ -236,34 +236,3 @@ def build_queries(source: LocalizationSource, split: str, records: Sequence[Imag
       usable = [usable[int(rng.choice(len(usable), p=p / p.sum()))]]
     items += [QueryItem(i, label) for label in usable]
   return kept, items
-
-
-# ----------------------------------------------------------------------------
-# Registry (readers are imported on use, so importing this module stays cheap).
-
-
-def _synth(root: str | None, **options: Any) -> LocalizationSource:
-  if root is not None:
-    raise DataError(f"synth: takes no root (got {root!r}); its scenes are generated, not read")
-  from sgvu.data.synth_localization import SynthLocalization  # pylint: disable=g-import-not-at-top
-  return registry.construct("synth", SynthLocalization, **options)
-
-
-def _coco(root: str | None, **options: Any) -> LocalizationSource:
-  from sgvu.data.coco_localization import COCOLocalization  # pylint: disable=g-import-not-at-top
-  return registry.construct("coco", COCOLocalization, root, **options)
-
-
-def _voc(root: str | None, **options: Any) -> LocalizationSource:
-  from sgvu.data.voc_localization import VOCLocalization  # pylint: disable=g-import-not-at-top
-  return registry.construct("voc", VOCLocalization, root, **options)
-
-
-LOCALIZATION_DATASETS: dict[str, Callable[..., LocalizationSource]] = {"synth": _synth, "coco": _coco, "voc": _voc}
-
-
-def get_localization_source(name: str, root: str | None = None, **options: Any) -> LocalizationSource:
-  """The localization dataset `name` read from `root` (None for synth); options are the reader's."""
-  if name not in LOCALIZATION_DATASETS:
-    raise DataError(f"unknown localization dataset {name!r}; valid: {sorted(LOCALIZATION_DATASETS)}")
-  return LOCALIZATION_DATASETS[name](root, **options)

@@ -67,3 +67,34 @@ def get_source(name: str, root: str | None = None, **kwargs: Any) -> Source:
   if name not in DATASETS:
     raise DataError(f"unknown dataset {name!r}; valid: {sorted(DATASETS)}")
   return DATASETS[name](root, **kwargs)
+
+
+# ---------------------------------------------------------------------------- localization (issue #11)
+# Scenes with boxes and a sketch query (sgvu.data.localization); readers are imported on use.
+
+
+def _synth(root: str | None, **options: Any) -> Any:
+  if root is not None:
+    raise DataError(f"synth: takes no root (got {root!r}); its scenes are generated, not read")
+  from sgvu.data.synth_localization import SynthLocalization  # pylint: disable=g-import-not-at-top
+  return construct("synth", SynthLocalization, **options)
+
+
+def _coco(root: str | None, **options: Any) -> Any:
+  from sgvu.data.coco_localization import COCOLocalization  # pylint: disable=g-import-not-at-top
+  return construct("coco", COCOLocalization, root, **options)
+
+
+def _voc(root: str | None, **options: Any) -> Any:
+  from sgvu.data.voc_localization import VOCLocalization  # pylint: disable=g-import-not-at-top
+  return construct("voc", VOCLocalization, root, **options)
+
+
+LOCALIZATION_DATASETS: dict[str, Callable[..., Any]] = {"synth": _synth, "coco": _coco, "voc": _voc}
+
+
+def get_localization_source(name: str, root: str | None = None, **options: Any) -> Any:
+  """The localization dataset `name` read from `root` (None for synth); options are the reader's."""
+  if name not in LOCALIZATION_DATASETS:
+    raise DataError(f"unknown localization dataset {name!r}; valid: {sorted(LOCALIZATION_DATASETS)}")
+  return LOCALIZATION_DATASETS[name](root, **options)
