@@ -26,15 +26,22 @@ from pycocotools.cocoeval import COCOeval
 STAT_NAMES = ("AP", "AP@50", "AP@75", "AP_S", "AP_M", "AP_L")
 
 
-def _xyxy_to_xywh(bbox, what: str, index: int) -> list[float]:
+def _box(bbox, what: str, index: int, layout: str) -> list[float]:
+  """4 finite floats of a box with positive area; layout 'x1, y1, x2, y2' or 'x, y, w, h'."""
   try:
-    x1, y1, x2, y2 = (float(v) for v in bbox)
+    a, b, c, d = (float(v) for v in bbox)
   except (TypeError, ValueError):
-    raise ValueError(f"{what}[{index}]: bbox must be 4 numbers (x1, y1, x2, y2), got {bbox!r}") from None
-  if not all(math.isfinite(v) for v in (x1, y1, x2, y2)):
-    raise ValueError(f"{what}[{index}]: bbox has a non-finite coordinate: {[x1, y1, x2, y2]}")
-  if x2 <= x1 or y2 <= y1:
-    raise ValueError(f"{what}[{index}]: bbox (x1, y1, x2, y2) = {[x1, y1, x2, y2]} has zero or negative area")
+    raise ValueError(f"{what}[{index}]: bbox must be 4 numbers ({layout}), got {bbox!r}") from None
+  if not all(math.isfinite(v) for v in (a, b, c, d)):
+    raise ValueError(f"{what}[{index}]: bbox has a non-finite value: {[a, b, c, d]}")
+  w, h = (c - a, d - b) if layout.startswith("x1") else (c, d)
+  if w <= 0 or h <= 0:
+    raise ValueError(f"{what}[{index}]: bbox ({layout}) = {[a, b, c, d]} has zero or negative area")
+  return [a, b, c, d]
+
+
+def _xyxy_to_xywh(bbox, what: str, index: int) -> list[float]:
+  x1, y1, x2, y2 = _box(bbox, what, index, "x1, y1, x2, y2")
   return [x1, y1, x2 - x1, y2 - y1]
 
 
@@ -152,16 +159,8 @@ def _check_results(gt: Mapping, results: Sequence[Mapping]) -> list[dict]:
   out = []
   for i, r in enumerate(results):
     iid, cid = _known_ids(r, "results", i, image_ids, cat_ids)
-    bbox = _key(r, "bbox", "results", i)
-    try:
-      x, y, w, h = (float(v) for v in bbox)
-    except (TypeError, ValueError):
-      raise ValueError(f"results[{i}]: bbox must be 4 numbers (x, y, w, h), got {bbox!r}") from None
-    if not all(math.isfinite(v) for v in (x, y, w, h)):
-      raise ValueError(f"results[{i}]: bbox has a non-finite value: {[x, y, w, h]}")
-    if w <= 0 or h <= 0:
-      raise ValueError(f"results[{i}]: bbox (x, y, w, h) = {[x, y, w, h]} has zero or negative area")
-    out.append({"image_id": iid, "category_id": cid, "bbox": [x, y, w, h],
+    box = _box(_key(r, "bbox", "results", i), "results", i, "x, y, w, h")
+    out.append({"image_id": iid, "category_id": cid, "bbox": box,
                 "score": _check_score(_key(r, "score", "results", i), "results", i)})
   return out
 
