@@ -57,6 +57,15 @@ def _int_id(value, what: str, index: int, key: str) -> int:
   return int(value)
 
 
+def _new_id(record: Mapping, where: str, i: int, seen: set) -> int:
+  """record["id"] as an int not in `seen` (added to it); a duplicate raises naming the index."""
+  rid = _int_id(_key(record, "id", where, i), where, i, "id")
+  if rid in seen:
+    raise ValueError(f"{where}[{i}]: duplicate id {rid}")
+  seen.add(rid)
+  return rid
+
+
 def coco_ground_truth(images: Sequence[Mapping], annotations: Sequence[Mapping],
                       categories: Sequence[Mapping]) -> dict:
   """A COCO ground-truth dict.
@@ -67,19 +76,13 @@ def coco_ground_truth(images: Sequence[Mapping], annotations: Sequence[Mapping],
   """
   out_images, image_ids = [], set()
   for i, im in enumerate(images):
-    iid = _int_id(_key(im, "id", "images", i), "images", i, "id")
-    if iid in image_ids:
-      raise ValueError(f"images[{i}]: duplicate id {iid}")
-    image_ids.add(iid)
+    iid = _new_id(im, "images", i, image_ids)
     out_images.append({"id": iid, "width": int(_key(im, "width", "images", i)),
                        "height": int(_key(im, "height", "images", i)),
                        "file_name": str(im.get("file_name", f"{iid}.png"))})
   out_cats, cat_ids = [], set()
   for i, c in enumerate(categories):
-    cid = _int_id(_key(c, "id", "categories", i), "categories", i, "id")
-    if cid in cat_ids:
-      raise ValueError(f"categories[{i}]: duplicate id {cid}")
-    cat_ids.add(cid)
+    cid = _new_id(c, "categories", i, cat_ids)
     out_cats.append({"id": cid, "name": str(_key(c, "name", "categories", i))})
   out_anns = []
   for i, a in enumerate(annotations):
