@@ -73,7 +73,7 @@ def get_source(name: str, root: str | None = None, **kwargs: Any) -> Source:
 # Scenes with boxes and a sketch query (sgvu.data.localization); readers are imported on use.
 
 
-def _synth(root: str | None, **options: Any) -> Any:
+def _synth_scenes(root: str | None, **options: Any) -> Any:
   if root is not None:
     raise DataError(f"synth: takes no root (got {root!r}); its scenes are generated, not read")
   from sgvu.data.synth_localization import SynthLocalization  # pylint: disable=g-import-not-at-top
@@ -90,7 +90,7 @@ def _voc(root: str | None, **options: Any) -> Any:
   return construct("voc", VOCLocalization, root, **options)
 
 
-LOCALIZATION_DATASETS: dict[str, Callable[..., Any]] = {"synth": _synth, "coco": _coco, "voc": _voc}
+LOCALIZATION_DATASETS: dict[str, Callable[..., Any]] = {"synth": _synth_scenes, "coco": _coco, "voc": _voc}
 
 
 def get_localization_source(name: str, root: str | None = None, **options: Any) -> Any:

@@ -71,8 +71,9 @@ def coco_ground_truth(images: Sequence[Mapping], annotations: Sequence[Mapping],
   """A COCO ground-truth dict.
 
   images: {"id", "width", "height", "file_name"}; annotations: {"image_id", "category_id",
-  "bbox": (x1, y1, x2, y2)}; categories: {"id", "name"}. Annotations get ids 1, 2, ...
-  (pycocotools reads id 0 as "unmatched"), iscrowd 0 and area = box width * height.
+  "bbox": (x1, y1, x2, y2)}, optionally "iscrowd" (True: a region detections may match without
+  counting as hits or misses, e.g. VOC's 'difficult'); categories: {"id", "name"}. Annotations get
+  ids 1, 2, ... (pycocotools reads id 0 as "unmatched") and area = box width * height.
   """
   out_images, image_ids = [], set()
   for i, im in enumerate(images):
@@ -89,7 +90,7 @@ def coco_ground_truth(images: Sequence[Mapping], annotations: Sequence[Mapping],
     iid, cid = _known_ids(a, "annotations", i, image_ids, cat_ids)
     box = _xyxy_to_xywh(_key(a, "bbox", "annotations", i), "annotations", i)
     out_anns.append({"id": i + 1, "image_id": iid, "category_id": cid, "bbox": box,
-                     "area": box[2] * box[3], "iscrowd": 0})
+                     "area": box[2] * box[3], "iscrowd": int(bool(a.get("iscrowd", False)))})
   return {"images": out_images, "annotations": out_anns, "categories": out_cats}
 
 
@@ -168,13 +169,17 @@ def _check_results(gt: Mapping, results: Sequence[Mapping]) -> list[dict]:
   return out
 
 
-def evaluate(gt: Mapping, results: Sequence[Mapping]) -> dict[str, float]:
+def evaluate(gt: Mapping, results: Sequence[Mapping], *, area_scale: float = 1.0) -> dict[str, float]:
   """COCO box AP of `results` (from `coco_results`) against `gt` (from `coco_ground_truth`).
 
   Returns {"AP", "AP@50", "AP@75", "AP_S", "AP_M", "AP_L"} as fractions; NaN where pycocotools
   has no ground truth to score (its -1). No results at all scores 0.0 everywhere (pycocotools
-  cannot load an empty list). pycocotools' printing is silenced.
+  cannot load an empty list). pycocotools' printing is silenced. `area_scale` s multiplies the side
+  of COCO's size limits (small < (32 s)^2 <= medium < (96 s)^2 <= large): images of side L pixels
+  keep COCO's notion of size (made for ~640 px) at s = L / 640; 1.0 is pycocotools' own.
   """
+  if not (isinstance(area_scale, (int, float)) and 0 < area_scale < 1e3):
+    raise ValueError(f"area_scale must be a positive number, got {area_scale!r}")
   for key in ("images", "annotations", "categories"):
     if key not in gt:
       raise ValueError(f"gt has no {key!r} (build it with coco_ground_truth)")
@@ -187,6 +192,9 @@ def evaluate(gt: Mapping, results: Sequence[Mapping]) -> dict[str, float]:
     coco_gt.createIndex()
     coco_dt = coco_gt.loadRes(results)
     ev = COCOeval(coco_gt, coco_dt, "bbox")
+    if area_scale != 1.0:  # [all, small, medium, large]; pycocotools' labels stay
+      s2 = float(area_scale) ** 2
+      ev.params.areaRng = [[lo * s2 if lo else 0.0, hi * s2] for lo, hi in ev.params.areaRng]
     ev.evaluate()
     ev.accumulate()
     ev.summarize()

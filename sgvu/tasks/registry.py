@@ -15,6 +15,7 @@ from types import ModuleType
 EXPERIMENTS: dict[str, str] = {
     "clip_pretrain": "sgvu.tasks.clip_pretrain",
     "fg_sbir": "sgvu.tasks.fg_sbir",
+    "localization": "sgvu.tasks.localization",
     "on_the_fly": "sgvu.tasks.on_the_fly",
     "zs_sbir": "sgvu.tasks.zs_sbir",
 }
