@@ -388,3 +388,23 @@ def test_hungarian_vmap_and_nonfinite():
     got = [(int(r), j) for j, r in enumerate(np.asarray(query_for_gt[b])) if r >= 0]
     assert sum(np.nan_to_num(cost[b], nan=1e9)[r, j] for r, j in got) == pytest.approx(want_cost, abs=1e-5)
   assert np.all(np.asarray(gt_for_query[2]) == -1)
+
+
+def test_hungarian_in_jax_equals_scipy_on_detr_sizes():
+  """Q >= G runs the pure-JAX algorithm: the same total cost as scipy on the host, padded gts left out."""
+  rng = np.random.default_rng(3)
+  q, g, batch = 10, 8, 16
+  cost = (rng.random((batch, q, g)) * 10).astype(np.float32)
+  cost[:4] = np.round(cost[:4])  # ties
+  gt_valid = rng.random((batch, g)) < 0.6
+  gt_valid[0], gt_valid[1] = True, False
+  gt_for_query, query_for_gt = (np.asarray(x) for x in jax.jit(targets.hungarian_match)(cost, gt_valid))
+  host_gfq, _ = targets._hungarian_host(cost, gt_valid)  # pylint: disable=protected-access
+  for b in range(batch):
+    got = [(r, j) for r, j in enumerate(gt_for_query[b]) if j >= 0]
+    want = [(r, j) for r, j in enumerate(host_gfq[b]) if j >= 0]
+    assert sorted(j for _, j in got) == list(np.flatnonzero(gt_valid[b]))
+    assert sum(cost[b, r, j] for r, j in got) == pytest.approx(sum(cost[b, r, j] for r, j in want), abs=1e-4)
+    for r, j in got:
+      assert query_for_gt[b, j] == r
+    assert np.all(query_for_gt[b][~gt_valid[b]] == -1)

@@ -92,17 +92,83 @@ def _hungarian_host(cost: np.ndarray, gt_valid: np.ndarray) -> tuple[np.ndarray,
   return gt_for_query.reshape(*batch, q), query_for_gt.reshape(*batch, g)
 
 
-def hungarian_match(cost: jax.Array, gt_valid: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """Minimum-cost one-to-one matching of Q predictions to the valid gts (DETR), on the host.
+def _assign_rows(a: jax.Array) -> jax.Array:
+  """Minimum-cost assignment of every row of a [n, m] (n <= m) to its own column, in pure JAX: the
+  shortest-augmenting-path Hungarian algorithm (Kuhn-Munkres with potentials, O(n^2 m)), one row at
+  a time, as lax loops (jit-, vmap- and compile-cache-friendly; no host round trip). Returns the
+  row of each column [m] int32, -1 for the m - n columns left free."""
+  n, m = a.shape
+  a = jnp.pad(a, ((1, 0), (1, 0)))  # 1-based rows / columns; column 0 is the algorithm's sentinel
+  cols = jnp.arange(m + 1)
 
-  cost [Q, G], gt_valid [G] bool -> (gt_for_query [Q] int32, -1 = "no object"; query_for_gt [G]
-  int32, -1 for invalid gts, and for valid ones if Q < #valid). scipy's linear_sum_assignment
-  runs on the host through jax.pure_callback, so this works inside jit and vmap (the device
-  waits for the host: keep Q x G small). Non-finite costs count as a large finite cost. The
+  def add_row(i, state):
+    u, v, p = state
+    p = p.at[0].set(i)
+    minv, used, way = jnp.full(m + 1, jnp.inf, a.dtype), jnp.zeros(m + 1, bool), jnp.zeros(m + 1, jnp.int32)
+
+    def grow(s):  # one Dijkstra step: settle the closest free column j1
+      u, v, p, way, minv, used, j0 = s
+      used = used.at[j0].set(True)
+      i0 = p[j0]
+      reduced = a[i0] - u[i0] - v
+      free = ~used & (cols > 0)
+      better = free & (reduced < minv)
+      minv, way = jnp.where(better, reduced, minv), jnp.where(better, j0, way)
+      masked = jnp.where(free, minv, jnp.inf)
+      j1 = jnp.argmin(masked).astype(jnp.int32)
+      delta = masked[j1]
+      u = u.at[p].add(jnp.where(used, delta, 0.0))  # the rows of settled columns (distinct), plus 0s
+      v, minv = jnp.where(used, v - delta, v), jnp.where(used, minv, minv - delta)
+      return u, v, p, way, minv, used, j1
+
+    u, v, p, way, _, _, j0 = jax.lax.while_loop(lambda s: s[2][s[6]] != 0, grow,
+                                                (u, v, p, way, minv, used, jnp.int32(0)))
+
+    def flip(s):  # augment along the path back to the sentinel
+      p, j0 = s
+      j1 = way[j0]
+      return p.at[j0].set(p[j1]), j1
+
+    p, _ = jax.lax.while_loop(lambda s: s[1] != 0, flip, (p, j0))
+    return u, v, p
+
+  init = (jnp.zeros(n + 1, a.dtype), jnp.zeros(m + 1, a.dtype), jnp.zeros(m + 1, jnp.int32))
+  _, _, p = jax.lax.fori_loop(1, n + 1, add_row, init)
+  return p[1:] - 1
+
+
+def _match_one(cost: jax.Array, gt_valid: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """hungarian_match of one image with Q >= G, in JAX: the gts are the rows (padded ones cost 0 everywhere, so
+  they take whichever queries the valid ones leave and change nothing), the queries the columns."""
+  q, g = cost.shape
+  finite = jnp.isfinite(cost)
+  big = (jnp.max(jnp.where(finite, jnp.abs(cost), 0.0)) + 1.0) * q
+  c = jnp.where(finite, cost, big).astype(jnp.float32)
+  gt_of_col = _assign_rows(jnp.where(gt_valid[:, None], c.T, 0.0))  # [Q]
+  matched = (gt_of_col >= 0) & gt_valid[jnp.maximum(gt_of_col, 0)]
+  gt_for_query = jnp.where(matched, gt_of_col, -1).astype(jnp.int32)
+  query_for_gt = jnp.full(g, -1, jnp.int32).at[jnp.where(matched, gt_of_col, g)].set(
+      jnp.arange(q, dtype=jnp.int32), mode="drop")
+  return gt_for_query, query_for_gt
+
+
+def hungarian_match(cost: jax.Array, gt_valid: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Minimum-cost one-to-one matching of Q predictions to the valid gts (DETR).
+
+  cost [..., Q, G], gt_valid [..., G] bool -> (gt_for_query [..., Q] int32, -1 = "no object";
+  query_for_gt [..., G] int32, -1 for invalid gts, and for valid ones if Q < #valid). With Q >= G
+  (DETR's case) it runs in JAX (`_assign_rows`); otherwise scipy's linear_sum_assignment runs on
+  the host through jax.pure_callback (the device waits for the host, and the compile cache cannot
+  keep a program with a host callback). Non-finite costs count as a large finite cost. The
   result is an integer assignment: no gradient flows through it.
   """
   q, g = cost.shape[-2:]
   batch = jnp.broadcast_shapes(cost.shape[:-2], gt_valid.shape[:-1])
+  cost = jax.lax.stop_gradient(cost)
+  if q >= g:
+    flat_cost = jnp.broadcast_to(cost, (*batch, q, g)).reshape(-1, q, g)
+    flat_valid = jnp.broadcast_to(gt_valid, (*batch, g)).reshape(-1, g).astype(bool)
+    gt_for_query, query_for_gt = jax.vmap(_match_one)(flat_cost, flat_valid)
+    return gt_for_query.reshape(*batch, q), query_for_gt.reshape(*batch, g)
   shapes = (jax.ShapeDtypeStruct((*batch, q), jnp.int32), jax.ShapeDtypeStruct((*batch, g), jnp.int32))
-  return jax.pure_callback(_hungarian_host, shapes, jax.lax.stop_gradient(cost), gt_valid,
-                           vmap_method="broadcast_all")
+  return jax.pure_callback(_hungarian_host, shapes, cost, gt_valid, vmap_method="broadcast_all")

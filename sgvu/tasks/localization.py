@@ -41,8 +41,10 @@ def make_source(config: ml_collections.ConfigDict, num_sketches: int):
              "voc": voc_localization.VOCLocalization}
   d = config.data
   options = dict(d.options.to_dict(), num_query_sketches=num_sketches, sketch_size=d.sketch_size, queries=d.queries)
-  if d.dataset == "synth":
-    return registry.construct("synth", readers["synth"], **options)
+  if d.dataset == "synth":  # render only the splits this run uses (training, and what the evaluator scores)
+    keep = options.pop("materialize", False)
+    source = registry.construct("synth", readers["synth"], **options)
+    return source.materialize((d.train_split,) + tuple(config.evals.localization.splits.values())) if keep else source
   return registry.construct(d.dataset, readers[d.dataset], d.root, **options)
 
 
