@@ -10,13 +10,13 @@ faster-rcnn to AP 0.24 and cma to 0.33 (docs/localization.md).
 
 import ml_collections
 
-from experiments import localization
+from experiments import blocks
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
-  c = localization.get_config(arg)
-  c.name = "localization_long" + ("_small" if arg == "small" else "")
+  c = blocks.experiment("localization", "localization_long", arg, seeds=1 if arg == "small" else 3)
   c.methods = ("faster-rcnn", "cma-no-attention", "cma-no-ranking", "cma")
+  c = blocks.add_localization(c, arg)
   if arg != "small":
     c.cma_train.num_steps = c.vit_train.num_steps = 1000
     c.cma_train.checkpoint_every = c.vit_train.checkpoint_every = 250
