@@ -54,6 +54,7 @@ import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
 import jax.numpy as jnp  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 
+import gpu_profile  # pylint: disable=wrong-import-position  # benchmarks/ is sys.path[0]
 from experiments import blocks  # pylint: disable=wrong-import-position
 from sgvu import train  # pylint: disable=wrong-import-position
 from sgvu.models import layers  # pylint: disable=wrong-import-position
@@ -497,6 +498,8 @@ def run_accelerator(proto: Protocol, cfg, modes, args) -> bool:
                  ms))
     print(f"{mode}: " + ", ".join(f"{k} {v:.1f} ms" for k, v in ms.items())
           + f" (mean of {n}); {time.perf_counter() - start:.0f} s for this mode", flush=True)
+    if args.profile:
+      profile_sides(sides, mode, args.profile)
     del sides
     gc.collect()
     if proto.torch_device == "cuda":
@@ -532,6 +535,25 @@ def run_accelerator(proto: Protocol, cfg, modes, args) -> bool:
   return met
 
 
+def profile_sides(sides: dict, mode: str, out_dir: str, steps: int = 3) -> None:
+  """Kernel time by category for every sgvu side (JAX profiler) and torch-compile (torch profiler)."""
+  for name, side in sides.items():
+    def run(side=side):
+      for _ in range(steps):
+        side.step()
+      side.sync()
+    try:
+      if isinstance(side, SgvuSide):
+        text = gpu_profile.jax_kernel_summary(run, steps, os.path.join(out_dir, f"{mode}-{name}"), f"{mode} {name}")
+      elif name == "torch-compile":
+        text = gpu_profile.torch_kernel_table(run, steps, f"{mode} {name}")
+      else:
+        continue
+    except Exception as e:  # pylint: disable=broad-except  # a profile is extra: never lose the table for it
+      text = f"== {mode} {name}: profile failed: {e!r}"
+    print(text, flush=True)
+
+
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",
@@ -551,6 +573,8 @@ def main(argv=None) -> int:
   p.add_argument("--cache_dir", default=os.path.expanduser("~/.cache/sgvu/jax_benchmarks"),
                  help="persistent XLA compilation cache ('' = off)")
   p.add_argument("--xla_flags", default="", help="appended to XLA_FLAGS before JAX starts")
+  p.add_argument("--profile", default="", help="GPU: also profile each mode's sgvu and torch-compile steps, "
+                 "traces under this folder, kernel time by category printed")
   args = p.parse_args(argv)
   device = args.device
   if device == "auto":
