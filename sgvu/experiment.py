@@ -97,6 +97,16 @@ def _hash_files(paths: Sequence[str]) -> str:
   return h.hexdigest()[:16]
 
 
+def file_hashes(paths: Sequence[str]) -> dict[str, str]:
+  """sha256 (16 hex) of each file's content, by path relative to sgvu/ (provenance that can name a change)."""
+  root = os.path.dirname(os.path.abspath(__file__))
+  out = {}
+  for path in sorted(paths):
+    with open(path, "rb") as f:
+      out[os.path.relpath(path, root)] = hashlib.sha256(f.read()).hexdigest()[:16]
+  return out
+
+
 @functools.cache
 def code_version(task: str | None = None) -> str:
   """Hash of the source a table of experiment `task` runs (its module's closure, function-level imports

@@ -90,6 +90,19 @@ def test_auto_selection_rules(monkeypatch, capability, dtype, head_dim, expected
     layers.attention_implementation("flash", dtype, head_dim)
 
 
+@pytest.mark.parametrize("lengths, expected", [((200,), "cudnn"), ((197,), "xla"), ((100, 77), "xla"),
+                                               ((8, 64), "cudnn"), ((), "cudnn")])
+def test_auto_takes_xla_for_odd_lengths(monkeypatch, lengths, expected):
+  """jax 0.11.2's cuDNN path refused to train a 197-token block on an H200 ('Unsupported sequence length
+  Q 197, KV 197'): 'auto' must not pick it for an odd query or key length, and 'cudnn' names the length."""
+  monkeypatch.setattr(layers, "_cuda_capability", lambda: (9, 0))
+  assert layers.attention_implementation("auto", jnp.bfloat16, 64, lengths) == expected
+  if expected == "xla":
+    odd = next(n for n in lengths if n % 2)
+    with pytest.raises(ValueError, match=f"sequence length {odd} is odd"):
+      layers.attention_implementation("cudnn", jnp.bfloat16, 64, lengths)
+
+
 def test_towers_pass_the_chosen_implementation(monkeypatch, params):
   """Every block of both towers hands jax.nn.dot_product_attention what the setting resolves to
   (a GPU faked; the kernel actually run is XLA's, so this runs anywhere)."""
@@ -101,14 +114,22 @@ def test_towers_pass_the_chosen_implementation(monkeypatch, params):
     return original(*args, implementation="xla", **kwargs)
 
   monkeypatch.setattr(jax.nn, "dot_product_attention", spy)
-  blocks = CFG.vision.layers + CFG.text.layers
-  # tiny's head size is 16: a multiple of 8, so cuDNN takes bfloat16 and float16.
-  for dtype, attention, expected in [("bfloat16", "auto", "cudnn"), ("float16", "cudnn", "cudnn"),
-                                     ("float32", "auto", "xla"), ("bfloat16", "xla", "xla")]:
+  run = lambda c: jax.eval_shape(lambda p: CLIP(c).apply({"params": p}, *_inputs()), params)
+  # tiny's head size is 16: a multiple of 8, so cuDNN takes bfloat16 and float16 where the length is even:
+  # the text tower's 6 tokens, not the image tower's 17 (16 patches + class token).
+  vision, text = CFG.vision.layers, CFG.text.layers
+  for dtype, attention, expected in [("bfloat16", "auto", ["xla"] * vision + ["cudnn"] * text),
+                                     ("float32", "auto", ["xla"] * (vision + text)),
+                                     ("bfloat16", "xla", ["xla"] * (vision + text))]:
     seen.clear()
-    jax.eval_shape(lambda p, c=CFG.replace(dtype=dtype, attention=attention): CLIP(c).apply(
-        {"params": p}, *_inputs()), params)
-    assert seen == [expected] * blocks, (dtype, attention)
+    run(CFG.replace(dtype=dtype, attention=attention))
+    assert seen == expected, (dtype, attention)
+  with pytest.raises(ValueError, match="attention='cudnn' cannot run here: sequence length 17 is odd"):
+    run(CFG.replace(dtype="float16", attention="cudnn"))
+  seen.clear()
+  jax.eval_shape(lambda p: TextTransformer(CFG.text.replace(dtype="float16", attention="cudnn")).apply(
+      {"params": p}, _inputs()[1]), params["txt"])
+  assert seen == ["cudnn"] * text
 
 
 def test_attention_setting_in_configs_and_json():
@@ -173,10 +194,10 @@ def test_bfloat16_compute_float32_params(stem):
 @cuda_only
 @pytest.mark.parametrize("causal", [False, True])
 def test_cudnn_matches_xla_on_gpu(causal):
-  """ViT-B/16-sized attention block (197 tokens, 12 heads of 64), bfloat16: cuDNN flash attention's output and
-  gradients agree with XLA's to bfloat16 precision; 'auto' picks cuDNN."""
-  assert layers.attention_implementation("auto", jnp.bfloat16, 64) == "cudnn"
-  x = jax.random.normal(jax.random.key(1), (8, 197, 768), jnp.float32)
+  """ViT-B/16-sized attention block (200 tokens: 197 + 3 prompts, 12 heads of 64), bfloat16: cuDNN flash
+  attention's output and gradients agree with XLA's to bfloat16 precision; 'auto' picks cuDNN."""
+  assert layers.attention_implementation("auto", jnp.bfloat16, 64, (200,)) == "cudnn"
+  x = jax.random.normal(jax.random.key(1), (8, 200, 768), jnp.float32)
   block = lambda impl: layers.ResidualBlock(12, 3072, causal=causal, dtype=jnp.bfloat16, attention=impl)
   variables = block("xla").init(jax.random.key(0), x)
 

@@ -34,7 +34,7 @@ from absl import logging
 
 from sgvu.data import images, localization as loc
 from sgvu.data.base import DataError, Sketch, SketchItem
-from sgvu.data.quickdraw import QuickDraw, _ndjson_files, index_ndjson
+from sgvu.data.quickdraw import QuickDraw, ndjson_files, index_ndjson
 from sgvu.data.sketchy import build_class_splits
 
 COCO_QUICKDRAW_56 = (
@@ -74,7 +74,7 @@ class QuickDrawQueries(QuickDraw):
       raise DataError(f"sketch_fractions must be 3 shares (train, val, test), got {tuple(fractions)}")
     if max_per_class is not None and max_per_class < 1:
       raise DataError(f"max_sketches_per_class must be >= 1 or None, got {max_per_class}")
-    files = (_ndjson_files(os.path.join(root, "sketch")) or _ndjson_files(root)) if root else {}
+    files = (ndjson_files(os.path.join(root, "sketch")) or ndjson_files(root)) if root else {}
     if not files:
       raise images.missing_root("quickdraw query sketches (sketch_root)", root, SKETCH_LAYOUT)
     self.root, self.categories, self._skips = root, tuple(categories), skips

@@ -63,7 +63,7 @@ class QueryElement:
     try:
       return self.example(index, draw)
     except BadSample as e:
-      return pipeline._skip_marker(e)  # pylint: disable=protected-access  (the loaders' in-band skip)
+      return pipeline.skip_marker(e)  # the loaders' in-band skip
     except ValueError as e:  # more boxes than max_boxes: a config error, named
       raise DataError(f"{self.split.source.name} {self.split.name} query {index}: {e}; raise max_boxes") from None
 
@@ -76,7 +76,7 @@ def train_loader(source: LocalizationSource, split: str, *, batch_size: int, sho
   if not len(sp):
     raise DataError(f"{source.name} {split}: no queries to train on")
   element = QueryElement(sp, short_side=short_side, max_side=max_side, max_boxes=max_boxes, train=True)
-  return pipeline._build(  # pylint: disable=protected-access  (the one grain recipe of every loader)
+  return pipeline.build_loader(  # the one grain recipe of every loader
       f"{source.name}/{split}", list(range(len(sp))), element, batch_size=batch_size, seed=seed,
       num_workers=num_workers, num_threads=num_threads, num_epochs=None, strict=strict,
       process_index=None, process_count=None)

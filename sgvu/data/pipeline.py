@@ -130,7 +130,7 @@ def _collect(part, table, done, failed, total, t0, name):
   return done, failed
 
 
-def _skip_marker(e: BadSample) -> dict[str, Any]:
+def skip_marker(e: BadSample) -> dict[str, Any]:
   return {_SKIP: e.key, "reason": e.reason}
 
 
@@ -183,7 +183,7 @@ class _PairElement:
           "sketch_index": np.int32(sketch_index),
       }
     except BadSample as e:
-      return _skip_marker(e)
+      return skip_marker(e)
     if self.sketch_fraction is not None:
       out["fraction"] = np.float32(fraction)
     return out
@@ -205,7 +205,7 @@ class _CaptionElement:
       return {"photo": load_photo(self.source, item, self.size), "caption": str(caption),
               "label": np.int32(item.label)}
     except BadSample as e:
-      return _skip_marker(e)
+      return skip_marker(e)
 
 
 # ----------------------------------------------------------------------------
@@ -274,7 +274,7 @@ def _process_shard(process_index: int | None, process_count: int | None) -> tupl
   return process_index, process_count
 
 
-def _build(dataset: str, indices: Sequence[int], element_fn: Callable, *, batch_size: int,
+def build_loader(dataset: str, indices: Sequence[int], element_fn: Callable, *, batch_size: int,
            seed: int, num_workers: int, num_threads: int, num_epochs: int | None,
            strict: bool, process_index: int | None, process_count: int | None,
            finalize: Callable | None = None) -> PipelineIterator:
@@ -350,7 +350,7 @@ def pair_loader(source: Source, split: str = "train", *, batch_size: int, image_
       raise DataError(f"{source.name}: sketch_fraction={sketch_fraction!r} needs vector "
                       "sketches; this dataset stores rasters")
   element = _PairElement(source, sp, image_size, pairing, sketch_fraction)
-  return _build(source.name, keep, element, batch_size=batch_size, seed=seed,
+  return build_loader(source.name, keep, element, batch_size=batch_size, seed=seed,
                 num_workers=num_workers, num_threads=num_threads, num_epochs=num_epochs,
                 strict=strict, process_index=process_index, process_count=process_count)
 
@@ -382,7 +382,7 @@ def photo_caption_loader(source: Source, split: str = "train", *, batch_size: in
     raise DataError(f"{source.name} has no captions; photo_caption_loader needs a source "
                     "with captions (e.g. synth)")
   element = _CaptionElement(source, sp, image_size, caption_keep)
-  return _build(source.name, range(len(sp.photos)), element, batch_size=batch_size, seed=seed,
+  return build_loader(source.name, range(len(sp.photos)), element, batch_size=batch_size, seed=seed,
                 num_workers=num_workers, num_threads=num_threads, num_epochs=num_epochs,
                 strict=strict, process_index=process_index, process_count=process_count,
                 finalize=_Tokenize(tokenize))

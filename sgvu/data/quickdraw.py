@@ -56,7 +56,7 @@ LAYOUT = """  <root>/sketch/<class>.ndjson   (QuickDraw simplified; or the .ndjs
   <root>/photo/<class>/*.jpg      (Doodle2Search photos; optional)"""
 
 
-def _ndjson_files(folder: str) -> dict[str, str]:
+def ndjson_files(folder: str) -> dict[str, str]:
   try:
     names = sorted(os.listdir(folder))
   except OSError:
@@ -103,7 +103,7 @@ class QuickDraw(Source):
       raise DataError(f"quickdraw: max_per_class must be >= 1, got {max_per_class}")
     files = {}
     if root:
-      files = _ndjson_files(os.path.join(root, "sketch")) or _ndjson_files(root)
+      files = ndjson_files(os.path.join(root, "sketch")) or ndjson_files(root)
     if not files:
       raise images.missing_root(self.name, root, LAYOUT)
     self.root = root

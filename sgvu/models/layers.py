@@ -11,10 +11,10 @@ Activation logical names: 'batch', 'length', 'embed', 'mlp', 'heads'.
 
 Attention runs through `jax.nn.dot_product_attention` with the implementation
 the tower config's `attention` setting picks (`attention_implementation`):
-'auto' takes cuDNN flash attention on a CUDA GPU when the compute dtype and
-head size allow it, and XLA everywhere else; 'xla' always XLA; 'cudnn' always
+'auto' takes cuDNN flash attention on a CUDA GPU when the compute dtype, head
+size and sequence length allow it, and XLA everywhere else; 'xla' always XLA; 'cudnn' always
 cuDNN, and a ValueError naming the reason where it cannot run (a CPU or TPU
-backend, float32 compute, an unsupported head size). 'cudnn' is a request to be
+backend, float32 compute, an unsupported head size, an odd length). 'cudnn' is a request to be
 sure of the kernel (benchmarks, parity checks); 'auto' is the portable value.
 """
 
@@ -65,12 +65,15 @@ def _cuda_capability() -> tuple[int, int] | None:
     return None
 
 
-def cudnn_attention_problem(dtype: Dtype, head_dim: int) -> str | None:
-  """Why cuDNN flash attention cannot run here with this compute dtype and head size (None: it can).
+def cudnn_attention_problem(dtype: Dtype, head_dim: int, lengths: tuple[int, ...] = ()) -> str | None:
+  """Why cuDNN flash attention cannot run here with this compute dtype, head size and these sequence
+  lengths (query, key; None: it can).
 
   Mirrors the checks of jax's cuDNN path (jax._src.cudnn.fused_attention_stablehlo):
   a CUDA GPU of compute capability >= 8.0, bfloat16/float16 inputs, a head size
-  that is a multiple of 8 and at most 128 (256 from Hopper, 9.0, on).
+  that is a multiple of 8 and at most 128 (256 from Hopper, 9.0, on), and even
+  sequence lengths: on jax 0.11.2 (H200) training a 197-token block raised
+  "Unsupported sequence length Q 197, KV 197" (docs/performance.md).
   """
   capability = _cuda_capability()
   if capability is None:
@@ -82,16 +85,20 @@ def cudnn_attention_problem(dtype: Dtype, head_dim: int) -> str | None:
   limit = 256 if capability >= (9, 0) else 128
   if head_dim % 8 or head_dim > limit:
     return f"head size {head_dim} (must be a multiple of 8 and <= {limit})"
+  odd = [n for n in lengths if n % 2]
+  if odd:
+    return f"sequence length {odd[0]} is odd (cuDNN flash attention trains only even lengths)"
   return None
 
 
-def attention_implementation(setting: str, dtype: Dtype, head_dim: int) -> str:
-  """'xla' or 'cudnn': the `implementation` of jax.nn.dot_product_attention for a tower's setting."""
+def attention_implementation(setting: str, dtype: Dtype, head_dim: int, lengths: tuple[int, ...] = ()) -> str:
+  """'xla' or 'cudnn': the `implementation` of jax.nn.dot_product_attention for a tower's setting
+  (`lengths`: the query and key sequence lengths)."""
   if setting not in ATTENTIONS:
     raise ValueError(f"attention {setting!r}; valid: {list(ATTENTIONS)}")
   if setting == "xla":
     return "xla"
-  problem = cudnn_attention_problem(dtype, head_dim)
+  problem = cudnn_attention_problem(dtype, head_dim, lengths)
   if setting == "cudnn" and problem:
     raise ValueError(f"attention='cudnn' cannot run here: {problem}. Use attention='auto' (cuDNN where it "
                      "can run, XLA elsewhere) or 'xla'")
@@ -157,7 +164,7 @@ class MultiHeadAttention(nn.Module):
     q, k, v = (constrain(t, ("batch", "length", "heads", None)) for t in qkv)
     out = jax.nn.dot_product_attention(
         q, k, v, scale=head_dim ** -0.5, is_causal=self.causal,
-        implementation=attention_implementation(self.attention, q.dtype, head_dim))
+        implementation=attention_implementation(self.attention, q.dtype, head_dim, (q.shape[1],)))
     out = jnp.einsum("blhk,hkd->bld", out, out_kernel) + out_bias
     return constrain(out, ("batch", "length", "embed"))
 

@@ -180,7 +180,7 @@ class CrossAttention(nn.Module):
     v = proj("v", context)
     out = jax.nn.dot_product_attention(
         q, k, v, scale=head_dim ** -0.5,
-        implementation=layers.attention_implementation(self.attention, q.dtype, head_dim))
+        implementation=layers.attention_implementation(self.attention, q.dtype, head_dim, (q.shape[1], k.shape[1])))
     out_kernel = self.param("out_kernel", param_with_axes(init, ("heads", "kv", "embed")),
                             (self.num_heads, head_dim, width))
     out_bias = self.param("out_bias", param_with_axes(nn.initializers.zeros, ("embed",)), (width,))
@@ -189,19 +189,23 @@ class CrossAttention(nn.Module):
     return constrain(out, ("batch", "length", "embed"))
 
 
-class QueryGuidedBlock(nn.Module):
-  """Image tokens attend to sketch tokens (before each backbone stage), pre-LN residual:
-
-  s = LN(Dense(sketch)) (the release: 1x1 conv + GroupNorm to the stage width);
-  x = x + CA(LN(x) + pos_x, s + pos_s, s); x = x + MLP(LN(x)).
-  With all its parameters zero the block is the identity: the image path ignores the sketch.
-  """
+class _AttentionBlock(nn.Module):
+  """The settings both pre-LN attention + MLP blocks below share."""
   num_heads: int
   mlp_dim: int
   activation: str = "gelu"
   layer_norm_eps: float = 1e-5
   dtype: Any = jnp.float32
   attention: str = "auto"
+
+
+class QueryGuidedBlock(_AttentionBlock):
+  """Image tokens attend to sketch tokens (before each backbone stage), pre-LN residual:
+
+  s = LN(Dense(sketch)) (the release: 1x1 conv + GroupNorm to the stage width);
+  x = x + CA(LN(x) + pos_x, s + pos_s, s); x = x + MLP(LN(x)).
+  With all its parameters zero the block is the identity: the image path ignores the sketch.
+  """
 
   @nn.compact
   def __call__(self, x: jax.Array, sketch: jax.Array, x_pos: jax.Array,
@@ -217,14 +221,8 @@ class QueryGuidedBlock(nn.Module):
     return x + layers.MlpBlock(self.mlp_dim, self.activation, dt, name="mlp")(h)
 
 
-class DecoderLayer(nn.Module):
+class DecoderLayer(_AttentionBlock):
   """Pre-LN DETR decoder layer: query self-attention, cross-attention to the image, MLP."""
-  num_heads: int
-  mlp_dim: int
-  activation: str = "gelu"
-  layer_norm_eps: float = 1e-5
-  dtype: Any = jnp.float32
-  attention: str = "auto"
 
   @nn.compact
   def __call__(self, q: jax.Array, q_pos: jax.Array, memory: jax.Array,

@@ -138,12 +138,7 @@ def weights_key(config: ml_collections.ConfigDict) -> dict:
 def weights_files() -> dict[str, str]:
   """sha256 (16 hex) of each file whose code the weights depend on, by path under sgvu/: kept in the
   provenance so a mismatch can name the files that changed."""
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  out = {}
-  for path in experiment.source_closure(__name__, NOT_WEIGHTS + experiment.REGISTRIES):
-    with open(path, "rb") as f:
-      out[os.path.relpath(path, root)] = hashlib.sha256(f.read()).hexdigest()[:16]
-  return out
+  return experiment.file_hashes(experiment.source_closure(__name__, NOT_WEIGHTS + experiment.REGISTRIES))
 
 
 def weights_digest(config: ml_collections.ConfigDict) -> str:
