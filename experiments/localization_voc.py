@@ -5,7 +5,7 @@
 
 The release's 10 VOC classes that are QuickDraw classes (bicycle, bird, bus, car, cat, chair, cow, dog, horse,
 sheep), unseen bicycle, cat, horse; train on trainval, test on test; 'difficult' boxes neither hit nor miss.
-The model and optimisation are localization_coco.py's (experiments/blocks.py: add_localization_paper). Scored with pycocotools' COCO AP (the paper reports
+The model and optimisation are localization_coco.py's (experiments/blocks/localization.py: add_localization_paper). Scored with pycocotools' COCO AP (the paper reports
 VOC07 11-point AP@0.5; AP@50 here is COCO's 101-point interpolation of the same matches).
 """
 

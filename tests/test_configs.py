@@ -92,7 +92,7 @@ def test_sgvu_does_not_import_experiments():
 
 
 def test_sgvu_keeps_no_copy_of_the_blocks():
-  """The blocks live in experiments/blocks.py only (sgvu.configs validates, it does not build)."""
+  """The blocks live in experiments/blocks/ only (sgvu.configs validates, it does not build)."""
   from sgvu import configs
   for name in ("train_config", "optim_config", "data_config", "clip_train_config"):
     assert not hasattr(configs, name), name
