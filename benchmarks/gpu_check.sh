@@ -8,6 +8,8 @@
 #    compile; then kernel time by category of each sgvu side and of torch.compile) -> $OUT/gpu_bench.txt;
 # 5. the main job (experiments/zs_sbir.py) from a fresh $SGVU_CACHE -> $OUT/main_job_1.log, then, if time is left,
 #    a second time into a new workdir with that cache warm (compiles, rendered data) -> $OUT/main_job_2.log.
+# 4b. GPU_CHECK_FLAGS="--xla_gpu_enable_triton_gemm=false --flag_a,--flag_b": sgvu-cudnn's full step again under each
+#    (space-separated variants, flags within one variant comma-joined), while time is left.
 # Every stage runs even if an earlier one failed; each has its own timeout inside GPU_CHECK_BUDGET_S (default 520 s).
 set -u
 OUT=${OUT:-/tmp/gpu_check}
@@ -30,13 +32,19 @@ export PYTHONPATH=/tmp/site:$PWD
 '| jax', jax.__version__, jax.default_backend(), jax.devices()[0].device_kind, '| flax', flax.__version__, \
 '| optax', optax.__version__, '| torch', torch.__version__, 'cuda', torch.version.cuda, '| grain', grain.__version__)"
   echo "== attention parity on the GPU ($(left) s left)"
-  timeout 80 python3 -m pytest -q -p no:cacheprovider tests/test_attention.py -rs 2>&1 | tail -15
+  timeout 80 python3 -m pytest -q -p no:cacheprovider tests/test_attention.py -rs 2>&1 | tail -25
   echo "== benchmark + profile ($(left) s left)"
   timeout $(( $(left) - MAIN_JOB_S - 20 > 60 ? $(left) - MAIN_JOB_S - 20 : 60 )) \
     python3 benchmarks/train_step.py --device=gpu --cache_dir=/tmp/jax_cache --profile=/tmp/gpu_profile
   echo "== benchmark exit $? ($(left) s left)"
   trace=$(find /tmp/gpu_profile/full-sgvu-cudnn -name perfetto_trace.json.gz 2>/dev/null | head -1)
   [ -n "$trace" ] && cp "$trace" "$OUT/full_sgvu_cudnn_trace.json.gz"
+  for flags in ${GPU_CHECK_FLAGS:-}; do  # leads: sgvu-cudnn (full mode) again under other XLA flags, comma-joined
+    [ "$(left)" -gt $((MAIN_JOB_S + 80)) ] || break
+    echo "== sgvu-cudnn under ${flags//,/ } ($(left) s left)"
+    timeout $(( $(left) - MAIN_JOB_S - 10 )) python3 benchmarks/train_step.py --device=gpu --sides=sgvu-cudnn \
+      --modes=full --rounds=1 --cache_dir= --xla_flags="${flags//,/ }" 2>&1 | grep -v "^[IW][0-9]"
+  done
 } 2>&1 | tee "$LOG"
 main_job() {  # $1: log name, $2: workdir, $3: seconds
   local t=$(date +%s)
