@@ -181,3 +181,15 @@ def test_hog_pyramid_bad_shapes():
     hog_pyramid(np.zeros((2, 64, 64), np.uint8))
   with pytest.raises(ValueError, match="24x24 px.*3x3 cells.*4x4"):
     hog_pyramid(np.zeros((1, 24, 24, 3), np.uint8))
+
+
+def test_fc6_grid_keeps_the_layout_and_zero_is_the_global_average():
+  from sgvu.models.context_net import _grid_average  # pylint: disable=g-import-not-at-top
+  x = jnp.arange(2 * 4 * 4 * 3, dtype=jnp.float32).reshape(2, 4, 4, 3)
+  quads = _grid_average(x, 2)
+  chex.assert_shape(quads, (2, 2, 2, 3))
+  np.testing.assert_allclose(quads[:, 0, 1], x[:, :2, 2:].mean(axis=(1, 2)))  # top-right quadrant
+  np.testing.assert_allclose(_grid_average(x, 0)[:, 0, 0], x.mean(axis=(1, 2)))
+  odd = jnp.ones((1, 3, 3, 5))
+  chex.assert_shape(_grid_average(odd, 2), (1, 2, 2, 5))  # area resize where the size is not a multiple
+  np.testing.assert_allclose(_grid_average(odd, 2), 1.0, rtol=1e-6)

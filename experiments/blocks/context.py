@@ -11,6 +11,8 @@ CONTEXT_METHODS = ("random-init", "classifier", "hog-pyramid", "supervised-tripl
 # The seed's 10 Sketchy classes where SynthSketch has them (airplane, bicycle, car, cat, chair); for cow, dog,
 # horse, motorcycle and sheep, five SynthSketch categories of the same kinds (animals, a vehicle).
 CONTEXT_CLASSES = ("airplane", "bicycle", "car", "cat", "chair", "rabbit", "bird", "turtle", "truck", "snail")
+# Ten other categories for choosing settings (experiments/sweeps/context_val.sh): never the evaluation classes.
+CONTEXT_VAL_CLASSES = ("bus", "train", "shoe", "teapot", "guitar", "fish", "butterfly", "snake", "cup", "lamp")
 
 
 def add_context(c: ml_collections.ConfigDict, arg: str) -> ml_collections.ConfigDict:
@@ -29,6 +31,7 @@ def add_context(c: ml_collections.ConfigDict, arg: str) -> ml_collections.Config
   c.model = ml_collections.ConfigDict()
   c.model.widths = (24, 48, 64, 64, 48)
   c.model.stride1 = 2
+  c.model.fc6_grid = 2  # fc6 reads a 2x2 map of pool5 (AlexNet's reads 6x6): the feature keeps the layout
   c.model.fc6, c.model.fc7 = 256, 256
   c.model.dropout = 0.0
   c.model.dtype = "float32"

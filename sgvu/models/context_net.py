@@ -36,6 +36,9 @@ class ContextNetConfig:
   """Shapes of the trunk and the late-fusion head. Defaults: a small AlexNet for 16-64 px inputs."""
   widths: tuple[int, ...] = (32, 64, 96, 96, 64)  # conv1 .. conv5 channels
   stride1: int = 2  # conv1's stride (AlexNet's is 4): the step's cost on a 2-core CPU is mostly conv1-conv2
+  # fc6 reads pool5 averaged to a fc6_grid x fc6_grid map (flattened), as AlexNet's fc6 reads its 6x6 pool5: the
+  # feature keeps where things are, for any input size. 0: global average (a bag of local features, no layout).
+  fc6_grid: int = 2
   fc6: int = 256  # the trunk's output (the retrieval feature)
   fc7: int = 256  # the fusion layer over the two concatenated fc6 vectors
   batchnorm: bool = False  # BatchNorm after every conv and fc6 (our stand-in for AlexNet's LRN)
@@ -55,6 +58,8 @@ class ContextNetConfig:
       p.append(f"widths must be 5 positive channel counts (conv1 .. conv5), got {self.widths}")
     p += [f"{name} must be >= 1, got {getattr(self, name)}" for name in ("fc6", "fc7", "num_positions", "stride1")
           if getattr(self, name) < 1]
+    if self.fc6_grid < 0:
+      p.append(f"fc6_grid must be >= 0, got {self.fc6_grid}")
     if not 0.0 <= self.dropout < 1.0:
       p.append(f"dropout must be in [0, 1), got {self.dropout}")
     if self.dtype not in DTYPES:
@@ -111,11 +116,22 @@ def _pool(x: Array) -> Array:
   return nn.max_pool(x, (3, 3), (2, 2), padding="SAME")
 
 
+def _grid_average(x: Array, grid: int) -> Array:
+  """[B, H, W, C] -> [B, grid, grid, C] averages over equal cells (area resize where H, W are not multiples);
+  grid 0: the global average [B, 1, 1, C]."""
+  b, h, w, c = x.shape
+  if grid == 0:
+    return jnp.mean(x, axis=(1, 2), keepdims=True)
+  if h % grid == 0 and w % grid == 0:
+    return x.reshape(b, grid, h // grid, grid, w // grid, c).mean(axis=(2, 4))
+  return jax.image.resize(x, (b, grid, grid, c), "linear", antialias=True)
+
+
 class ContextTrunk(nn.Module):
   """AlexNet scaled down: normalised images [B, H, W, 3] (any H, W) -> fc6 features [B, fc6] (after the ReLU).
 
-  conv1 5x5 (stride `stride1`) -> pool -> conv2 5x5 -> pool -> conv3, conv4, conv5 3x3 -> pool -> global average
-  -> fc6; each conv and fc6 is followed by (BN) and ReLU. AlexNet's LRN is left out: BatchNorm (config.batchnorm) is its modern stand-in.
+  conv1 5x5 (stride `stride1`) -> pool -> conv2 5x5 -> pool -> conv3, conv4, conv5 3x3 -> pool -> average to a
+  fc6_grid x fc6_grid map -> fc6; each conv and fc6 is followed by (BN) and ReLU. AlexNet's LRN is left out: BatchNorm (config.batchnorm) is its modern stand-in.
   """
   config: ContextNetConfig
 
@@ -136,7 +152,7 @@ class ContextTrunk(nn.Module):
       x = nn.relu(self._norm(_conv(w, k, bias, dt, f"conv{i}", c.stride1 if i == 1 else 1)(x), train, f"bn{i}"))
       if i in (1, 2, 5):
         x = _pool(x)
-    x = jnp.mean(x, axis=(1, 2))  # global average: any input size
+    x = _grid_average(x, c.fc6_grid).reshape(x.shape[0], -1)  # any input size
     return nn.relu(self._norm(_dense(c.fc6, dt, "fc6", use_bias=bias)(x), train, "bn6"))
 
 

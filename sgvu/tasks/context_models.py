@@ -56,7 +56,7 @@ METHODS: dict[str, ContextMethod] = {
 
 def net_config(config: ml_collections.ConfigDict, batchnorm: bool) -> context_net.ContextNetConfig:
   m = config.model
-  return context_net.ContextNetConfig(widths=tuple(m.widths), stride1=m.stride1, fc6=m.fc6, fc7=m.fc7,
+  return context_net.ContextNetConfig(widths=tuple(m.widths), stride1=m.stride1, fc6_grid=m.fc6_grid, fc6=m.fc6, fc7=m.fc7,
                                       batchnorm=batchnorm, dropout=m.dropout, dtype=m.dtype)
 
 
