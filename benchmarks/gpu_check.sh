@@ -10,6 +10,7 @@
 #    a second time into a new workdir with that cache warm (compiles, rendered data) -> $OUT/main_job_2.log.
 # 4b. GPU_CHECK_FLAGS="--xla_gpu_enable_triton_gemm=false --flag_a,--flag_b": sgvu-cudnn's full step again under each
 #    (space-separated variants, flags within one variant comma-joined), while time is left.
+# 4c. if time is left: benchmarks/metrics.py at 100k queries x 100k gallery.
 # Every stage runs even if an earlier one failed; each has its own timeout inside GPU_CHECK_BUDGET_S (default 520 s).
 set -u
 OUT=${OUT:-/tmp/gpu_check}
@@ -45,6 +46,11 @@ export PYTHONPATH=/tmp/site:$PWD
     timeout $(( $(left) - MAIN_JOB_S - 10 )) python3 benchmarks/train_step.py --device=gpu --sides=sgvu-cudnn \
       --modes=full --rounds=1 --cache_dir= --xla_flags="${flags//,/ }" 2>&1 | grep -v "^[IW][0-9]"
   done
+  if [ "$(left)" -gt $((MAIN_JOB_S + 100)) ]; then  # issue 14's 100k x 100k retrieval metrics figure
+    echo "== retrieval metrics, 100k x 100k ($(left) s left)"
+    timeout $(( $(left) - MAIN_JOB_S - 10 )) python3 benchmarks/metrics.py --num_queries=100000 \
+      --num_gallery=100000 --reference_queries=200 --repeats=2 2>&1 | grep -v "^[IW][0-9]"
+  fi
 } 2>&1 | tee "$LOG"
 main_job() {  # $1: log name, $2: workdir, $3: seconds
   local t=$(date +%s)
