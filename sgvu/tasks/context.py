@@ -29,10 +29,11 @@ from sgvu import configs, evaluators, experiment, train
 from sgvu.data import configured, edges as edges_lib, pipeline
 from sgvu.evaluators import per_class_retrieval as _evaluator  # noqa: F401  found by name; imported so tables hash it
 from sgvu.tasks import context_models as models
+from sgvu.tasks import context_pictures as pictures
 from sgvu.tasks.context_models import METHODS
 
-TABLES_FILE, TSNE_FILE, GRID_FILE, EMBEDDINGS_FILE = ("context_tables.json", "context_tsne.png",
-                                                      "context_retrieval.png", "embeddings.npz")
+TABLES_FILE = "context_tables.json"
+EMBEDDINGS_FILE, TSNE_FILE, GRID_FILE = pictures.EMBEDDINGS_FILE, pictures.TSNE_FILE, pictures.GRID_FILE
 
 
 # --------------------------------------------------------------------------------------------- data
@@ -265,8 +266,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
 
 def draw_pictures(config, data: Data, workdir: str, rows: dict) -> None:
-  from sgvu.tasks import context_pictures  # pylint: disable=g-import-not-at-top
   for name in config.picture_methods or ():
     if name not in rows:
       return
-  context_pictures.draw_all(config, data, workdir, rows)
+  pictures.draw_all(config, data, workdir, rows)

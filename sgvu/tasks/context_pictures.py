@@ -17,8 +17,11 @@ from sklearn.manifold import TSNE  # pylint: disable=g-import-not-at-top,wrong-i
 from sgvu import experiment  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
+TSNE_FILE, GRID_FILE = "context_tsne.png", "context_retrieval.png"
+EMBEDDINGS_FILE = "embeddings.npz"  # what a picture row's seed-0 directory keeps: its test embeddings
+
+
 def load_embeddings(workdir: str, method: str) -> dict[str, np.ndarray]:
-  from sgvu.tasks.context import EMBEDDINGS_FILE  # pylint: disable=g-import-not-at-top
   with np.load(os.path.join(experiment.row_dir(workdir, method, 0), EMBEDDINGS_FILE)) as f:
     return dict(f)
 
@@ -92,8 +95,8 @@ def draw_all(config, data, workdir: str, rows: dict) -> None:
   names = list(config.picture_methods)
   panels = {n: load_embeddings(workdir, n) for n in names}
   classes = [data.eval_source.categories[int(l)] for l in np.unique(panels[names[-1]]["photo_labels"])]
-  tsne = os.path.join(workdir, "context_tsne.png")
+  tsne = os.path.join(workdir, TSNE_FILE)
   draw_tsne({f"{n} (seed 0)": p for n, p in panels.items()}, classes, tsne)
-  grid = os.path.join(workdir, "context_retrieval.png")
+  grid = os.path.join(workdir, GRID_FILE)
   draw_grid(panels[names[-1]], data.eval_source, config.data.image_size, grid)
   logging.info("pictures: %s, %s", tsne, grid)
