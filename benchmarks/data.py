@@ -2,6 +2,7 @@
 
   python benchmarks/data.py                      # SynthSketch, default size and 224 px, 0 and 2 workers
   python benchmarks/data.py --sizes=64 --workers=0,2,4 --seconds=10
+  python benchmarks/data.py --tfds               # fixture Sketchy: directory vs its TFDS/ArrayRecord copy
 
 Each row times `sgvu.data.pipeline.pair_loader` (sketch + photo + negative
 photo triplets) after a warm-up; the step row times the main job's default
@@ -9,12 +10,18 @@ training step (ZS-SBIR "ours" on the synth-s CLIP, built by sgvu.train.build),
 measured in the same run. Target: pipeline >= 3x the step.
 The two are timed one after the other, not concurrently: on a machine with
 few cores they would share them.
+
+--tfds times the same pair_loader on a fixture-sized Sketchy copy (tests/fixtures_data.py, written
+to a temp dir) read from the directory and from its TFDS copy (sgvu.tools.build_tfds), each pair of
+rows back to back, with the 1-minute load average before each row (a shared machine skews both).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -85,6 +92,41 @@ def time_step(steps: int) -> tuple[float, int, int, str]:
   return batch_size / per_step, size, batch_size, what
 
 
+def compare_tfds(sizes: list[int], workers: list[int], batch_size: int, seconds: float,
+                 photos_per_class: int, sketches_per_photo: int) -> None:
+  """pair_loader samples/s from a fixture Sketchy folder vs its TFDS copy, side by side."""
+  sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+  import fixtures_data as fx  # pylint: disable=g-import-not-at-top
+  from sgvu.data import tfds_builders, tfds_source  # pylint: disable=g-import-not-at-top
+  with tempfile.TemporaryDirectory(prefix="sgvu-bench-") as tmp:
+    root, out = os.path.join(tmp, "sketchy"), os.path.join(tmp, "tfds")
+    fx.write_sketchy(root, photos_per_class=photos_per_class, sketches_per_photo=sketches_per_photo,
+                     extra_extended=2)
+    start = time.perf_counter()
+    tfds_builders.build("sketchy", root, out, report=lambda s: None)
+    built = time.perf_counter() - start
+    sources = {"directory": get_source("sketchy", root), "tfds": tfds_source.open("sketchy", out)}
+    train = sources["directory"].split("train")
+    print(f"fixture sketchy train: {len(train.photos)} photos (JPEG 40x30 / 30x44), {len(train.sketches)} "
+          f"sketches (PNG 256x256); TFDS copy built in {built:.1f}s", flush=True)
+    rows = []
+    for size in sizes:
+      for w in workers:
+        row = {"size": size, "workers": w}
+        for name, source in sources.items():
+          row[f"load_{name}"] = os.getloadavg()[0]
+          row[name] = time_pipeline(source, size, w, batch_size, seconds)
+          print(f"  {name} {size}px {w} workers: {row[name]:.1f} samples/s (load {row[f'load_' + name]:.2f})",
+                file=sys.stderr, flush=True)
+        rows.append(row)
+  print(f"\npair_loader samples/s, batch {batch_size}, {seconds:.0f}s per row; load = 1-min load average "
+        f"before the row ({os.cpu_count()} CPUs)")
+  print(f"{'size':>5s} {'workers':>7s} {'directory':>10s} {'load':>6s} {'tfds':>10s} {'load':>6s} {'tfds/dir':>9s}")
+  for r in rows:
+    print(f"{r['size']:5d} {r['workers']:7d} {r['directory']:10.1f} {r['load_directory']:6.2f} "
+          f"{r['tfds']:10.1f} {r['load_tfds']:6.2f} {r['tfds'] / r['directory']:9.2f}")
+
+
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--sizes", default="", help="comma-separated; default: the main job's size and 224")
@@ -92,9 +134,21 @@ def main(argv=None) -> int:
   parser.add_argument("--batch_size", type=int, default=64, help="triplets per pipeline batch")
   parser.add_argument("--seconds", type=float, default=6.0, help="timing window per row")
   parser.add_argument("--steps", type=int, default=10)
+  parser.add_argument("--tfds", action="store_true",
+                      help="instead: directory vs TFDS copy of a fixture Sketchy (no step timing)")
+  parser.add_argument("--photos_per_class", type=int, default=6, help="--tfds fixture size")
+  parser.add_argument("--sketches_per_photo", type=int, default=3, help="--tfds fixture size")
   args = parser.parse_args(argv)
   if not flags.FLAGS.is_parsed():
     flags.FLAGS.mark_as_parsed()  # grain workers read absl flags
+  if args.tfds:
+    from experiments import zs_sbir as experiment  # pylint: disable=g-import-not-at-top
+    from sgvu.models.clip import get_preset  # pylint: disable=g-import-not-at-top
+    default_size = get_preset(experiment.get_config().clip_train.model).vision.image_size
+    sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else [default_size, 224]
+    compare_tfds(sizes, [int(w) for w in args.workers.split(",")], args.batch_size, args.seconds,
+                 args.photos_per_class, args.sketches_per_photo)
+    return 0
   consume, default_size, step_batch, what = time_step(args.steps)
   sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else [default_size, 224]
   rows = []

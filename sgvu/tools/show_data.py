@@ -3,6 +3,7 @@
   python -m sgvu.tools.show_data --dataset=sketchy --root=/data/Sketchy --out=grid.png
   python -m sgvu.tools.show_data --dataset=synth --out=synth.png
   python -m sgvu.tools.show_data --dataset=quickdraw --root=/data/qd --option max_per_class=500
+  python -m sgvu.tools.show_data --dataset=sketchy --tfds_data_dir=gs://bucket/tfds   (a build_tfds copy)
 
 Decodes every photo and sketch of every split (progress with an ETA on
 stderr), prints per split the number of categories, photos, sketches and
@@ -27,6 +28,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from sgvu.data import DATASETS, BadSample, DataError, Source, get_source, pipeline
+from sgvu.data.registry import get_tfds_source
 
 PARTIAL_LEVELS = (0.25, 0.5, 1.0)
 
@@ -250,6 +252,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--dataset", required=True, choices=sorted(DATASETS))
   parser.add_argument("--root", default=None, help="dataset folder (not for synth)")
+  parser.add_argument("--tfds_data_dir", default=None,
+                      help="read the TFDS copy that sgvu.tools.build_tfds wrote here instead of --root")
   parser.add_argument("--out", default="grid.png", help="grid PNG to write")
   parser.add_argument("--split", action="append", default=None,
                       help="split(s) to check (default: all)")
@@ -264,8 +268,13 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--strict", action="store_true", help="exit 1 if any file was skipped")
   parser.add_argument("--no_progress", action="store_true")
   args = parser.parse_args(argv)
+  if args.root and args.tfds_data_dir:
+    parser.error("give --root or --tfds_data_dir, not both")
   try:
-    source = get_source(args.dataset, args.root, **_parse_options(args.option))
+    if args.tfds_data_dir:
+      source = get_tfds_source(args.dataset, args.tfds_data_dir, **_parse_options(args.option))
+    else:
+      source = get_source(args.dataset, args.root, **_parse_options(args.option))
     splits = args.split or list(source.split_names)
     reports = [check_split(source, s, args.limit or None, not args.no_progress, args.threads)
                for s in splits]

@@ -1,0 +1,67 @@
+"""Copies a local dataset into TFDS ArrayRecord shards that every host of a pod can read (no TensorFlow).
+
+  python -m sgvu.tools.build_tfds --dataset=sketchy --manual_dir=/data/Sketchy --data_dir=/data/tfds
+  python -m sgvu.tools.build_tfds --dataset=quickdraw --manual_dir=/data/QuickDraw \
+      --data_dir=gs://bucket/tfds --option max_per_class=1000
+
+--manual_dir is the folder the directory reader reads (docs/datasets.md); --option passes reader
+options (they also name the copy: <data_dir>/sgvu_<name>/<config>/<version>). Every file is
+decoded once; files that fail are skipped, printed and counted (metadata.json records them). A
+complete copy already in --data_dir is reused (--overwrite rebuilds); an interrupted build leaves
+only an `incomplete.*` folder, which never reads as a dataset. Exit status: 0 built or reused,
+2 on a dataset error, 1 with --strict when anything was skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from sgvu.data import DataError
+from sgvu.data import tfds_format as fmt
+from sgvu.tools.show_data import _parse_options
+
+
+def summary(meta: dict) -> str:
+  """Per split: categories, readable / all photos and sketches; then every skipped file."""
+  lines = [f"dataset {meta['dataset']} (config {meta['config']}): {len(meta['categories'])} categories, "
+           f"sketches stored as {'/'.join(meta['sketch_formats']) or 'nothing'}"]
+  for split, entry in meta["splits"].items():
+    parts = []
+    for kind in fmt.KINDS:
+      records = entry[kind]["records"]
+      parts.append(f"{kind} {sum(r >= 0 for r in records)}/{len(records)}")
+    lines.append(f"  split {split}: categories {len(entry['categories'])}, {', '.join(parts)}")
+  lines.append(f"skipped {meta['skipped']} file(s)")
+  lines += [f"  skipped while indexing {k}: {r}" for k, r in meta["skipped_index"]]
+  lines += [f"  skipped (does not decode) {k}: {r}" for k, r in meta["skipped_load"]]
+  return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--dataset", required=True, choices=list(fmt.DATASETS))
+  parser.add_argument("--manual_dir", required=True, help="the dataset folder the directory reader reads")
+  parser.add_argument("--data_dir", required=True, help="TFDS data_dir to write (local or gs://)")
+  parser.add_argument("--option", action="append", default=[],
+                      help="reader option key=value (e.g. max_per_class=1000, extended=False)")
+  parser.add_argument("--threads", type=int, default=4, help="decoding threads")
+  parser.add_argument("--overwrite", action="store_true", help="rebuild even if a complete copy exists")
+  parser.add_argument("--strict", action="store_true", help="exit 1 if any file was skipped")
+  args = parser.parse_args(argv)
+  from sgvu.data import tfds_builders  # pylint: disable=g-import-not-at-top  # imports TFDS
+  try:
+    result = tfds_builders.build(args.dataset, args.manual_dir, args.data_dir, _parse_options(args.option),
+                                 overwrite=args.overwrite, threads=args.threads,
+                                 report=lambda s: print(s, file=sys.stderr, flush=True))
+  except DataError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  print(summary(result.metadata))
+  print(f"{'reused' if result.reused else 'built'}: {result.path}")
+  return 1 if (args.strict and result.metadata.get("skipped")) else 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
