@@ -11,7 +11,7 @@ import pytest
 
 from experiments import blocks, fg_zs_sbir, zs_sbir
 from sgvu import main
-from sgvu.tools import search
+from sgvu.tools import search, serve
 from sgvu.models.clip import get_preset
 
 ROOT = os.path.dirname(os.path.dirname(__file__))
@@ -64,6 +64,11 @@ def test_zs_sbir_small_end_to_end_and_resume(tmp_path):
   bundle = search.open_bundle(str(tmp_path), "ours")
   assert len(bundle.gallery.embeds) == 45 and bundle.meta["method"] == "ours"
   assert not (tmp_path / "random" / "seed0" / "bundle").exists()
+  # ... and the live page serves it: a stroke in, the row's gallery ranked (python -m sgvu.tools.serve).
+  client = serve.create_app(serve.open_engine(str(tmp_path), None, None, 0)).test_client()
+  answer = client.post("/api/search", json={"strokes": [[[40, 200, 120], [60, 60, 220]]], "top": 5}).get_json()
+  assert [r["rank"] for r in answer["results"]] == [1, 2, 3, 4, 5], answer
+  assert client.get(answer["results"][0]["image"]).mimetype == "image/png"
 
   # Same command again: finished rows are reused, not retrained.
   before = os.path.getmtime(tmp_path / "ours" / "seed0" / "result.json")

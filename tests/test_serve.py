@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import urllib.error
@@ -235,6 +236,17 @@ def test_a_workdir_without_a_trained_model_fails_at_start(zs_workdir, tmp_path):
     result = subprocess.run([sys.executable, "-m", "sgvu.tools.serve", "--port", "0", *args], capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
+
+
+def test_a_bundle_whose_queries_take_text_is_refused_not_served_by_sketch_alone(zs_workdir, tmp_path):
+  copy = tmp_path / "bundle"
+  shutil.copytree(os.path.join(zs_workdir, "ours", "seed0", export.BUNDLE_DIR), copy)
+  meta = json.loads((copy / export.META_FILE).read_text())
+  meta["query"]["text"] = True
+  (copy / export.META_FILE).write_text(json.dumps(meta))
+  result = subprocess.run([sys.executable, "-m", "sgvu.tools.serve", "--bundle", str(copy)], capture_output=True,
+                          text=True, timeout=120)
+  assert result.returncode == 2 and "take text" in result.stderr, result.stderr
 
 
 def test_latency_is_reported(zs_client, sketches):

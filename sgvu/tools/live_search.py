@@ -139,6 +139,10 @@ class LiveSearch:
   def __init__(self, bundle: export.Bundle, *, workdir: str = "", method: str = ""):
     self.bundle = bundle
     self.workdir, self.method = workdir, method or str(bundle.meta.get("method", "?"))
+    if self.takes_text:
+      # Composed sketch+text bundles (issue #12) will say how their text is embedded; until then refuse
+      # rather than rank by the sketch alone while the page shows a text box.
+      raise export.BundleError(f"{bundle.directory}: its queries take text, which this sgvu cannot embed yet")
     self.keys = [str(k) for k in bundle.gallery.keys]
     self._row_of = {k: i for i, k in enumerate(self.keys)}
     gallery = np.asarray(bundle.gallery.embeds, np.float32)

@@ -33,7 +33,7 @@ from typing import Sequence
 import flask
 from werkzeug import exceptions
 
-from sgvu import compile_cache
+from sgvu import compile_cache, export
 from sgvu.tools import search
 from sgvu.tools.live_search import LiveSearch, RequestError
 
@@ -128,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   compile_cache.enable()
   try:
     engine = open_engine(args.workdir, args.bundle, args.method, args.seed)
-  except search.SearchError as e:
+  except (search.SearchError, export.BundleError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   start = time.perf_counter()

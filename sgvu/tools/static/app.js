@@ -163,7 +163,9 @@ function showTarget(target) {
   svg.innerHTML =
     ticks.map((r) => `<line x1="${left}" x2="${w - right}" y1="${y(r)}" y2="${y(r)}" stroke="#eee"/>` +
                      `<text x="${left - 4}" y="${y(r) + 4}" font-size="10" text-anchor="end">#${r}</text>`).join("") +
-    `<text x="${(left + w - right) / 2}" y="${h - 6}" font-size="10" text-anchor="middle">strokes drawn</text>` +
+    target.strokes.filter((s, i) => target.strokes.length <= 12 || i % Math.ceil(target.strokes.length / 12) === 0)
+      .map((s) => `<text x="${x(s)}" y="${h - bottom + 12}" font-size="9" text-anchor="middle">${s}</text>`).join("") +
+    `<text x="${(left + w - right) / 2}" y="${h - 2}" font-size="10" text-anchor="middle">strokes drawn</text>` +
     `<polyline points="${points}" fill="none" stroke="#2a9d2a" stroke-width="2"/>` +
     target.strokes.map((s, i) => `<circle cx="${x(s)}" cy="${y(target.ranks[i])}" r="3" fill="#2a9d2a"/>`).join("");
 }
