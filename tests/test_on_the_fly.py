@@ -12,7 +12,7 @@ import pytest
 
 from experiments import on_the_fly as otf_config
 from experiments import on_the_fly_chairv2, on_the_fly_shoev2
-from sgvu import experiment, export, train, viz
+from sgvu import experiment, export, plots, train, viz
 from sgvu import main as sgvu_main
 from sgvu.evaluators import on_the_fly as on_the_fly_eval
 from sgvu.tasks import on_the_fly
@@ -99,9 +99,14 @@ def test_score_and_curves_png(tmp_path):
   assert np.all(ranks[:, 0] > 1)
   assert result["A@1"] == 1.0 and curves["reciprocal_rank"][1] == 1.0 and curves["reciprocal_rank"][0] < 1.0
   path = tmp_path / "curves.png"
-  viz.plot_curves({"a": curves, "b": {k: [v * 0.5 for v in c] for k, c in curves.items()}},
-                  level_fractions(LEVELS), str(path), title="t")
+  half = {k: [v * 0.5 for v in c] for k, c in curves.items()}
+  plots.completion_curves({"a": [curves], "b": [curves, half]}, level_fractions(LEVELS), str(path), title="t")
   assert path.stat().st_size > 2000
+  mean, std = plots.mean_and_std([curves["percentile"], half["percentile"]])
+  np.testing.assert_allclose(mean, 0.75 * np.asarray(curves["percentile"]))
+  np.testing.assert_allclose(std, 0.25 * np.asarray(curves["percentile"]))  # population std, as the tables
+  with pytest.raises(ValueError, match="points for"):
+    plots.completion_curves({"a": [curves]}, level_fractions(LEVELS + 1), str(path))
 
 
 def test_progressive_figure_rows_follow_the_strokes(tmp_path):

@@ -14,7 +14,7 @@ import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 from PIL import Image, ImageDraw  # pylint: disable=g-import-not-at-top,wrong-import-position
 from sklearn.manifold import TSNE  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-from sgvu import experiment  # pylint: disable=g-import-not-at-top,wrong-import-position
+from sgvu import experiment, fonts  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 TSNE_FILE, GRID_FILE = "context_tsne.png", "context_retrieval.png"
@@ -66,14 +66,15 @@ def draw_grid(e: dict, source, image_size: int, path: str, top: int = 5, cell: i
     order = gallery[np.argsort(-(g[gallery] @ q[n]))][:top]
     own = sp.sketches[int(e["sketch_index"][n])].photo
     rows.append((n, label, order, own))
-  canvas = Image.new("RGB", (cell * (top + 1) + 4 * top, 14 + cell * len(rows)), "white")
+  header, font = 18, fonts.label_font(11)
+  canvas = Image.new("RGB", (cell * (top + 1) + 4 * top, header + cell * len(rows)), "white")
   draw = ImageDraw.Draw(canvas)
-  draw.text((4, 1), "query", fill="black")
-  draw.text((cell + 8, 1), f"top {top} among its class's photos (green: its own photo)", fill="black")
+  draw.text((4, 2), "query", fill="black", font=font)
+  draw.text((cell + 8, 2), f"top {top} among its class's photos (green: its own photo)", fill="black", font=font)
   for i, (n, label, order, own) in enumerate(rows):
-    y = 14 + i * cell
+    y = header + i * cell
     canvas.paste(_image(source, sp.sketches[int(e["sketch_index"][n])], image_size, cell), (0, y))
-    draw.text((2, y + 2), source.categories[int(label)], fill="blue")
+    draw.text((2, y + 2), source.categories[int(label)], fill="blue", font=font)
     for j, row in enumerate(order):
       item_index = int(e["photo_index"][row])
       x = (j + 1) * (cell + 4)

@@ -22,6 +22,7 @@ Vanilla PG is an ordinary loss. The rows of the table are assembled by
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import time
 from typing import Any
@@ -32,7 +33,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from sgvu import configs, evaluators, experiment, export, interrupt, optim, rl, train, viz
+from sgvu import configs, evaluators, experiment, export, interrupt, optim, plots, rl, train
 from sgvu.models.heads import EmbeddingHead, LevelHeads
 from sgvu.models.level_query import LevelQuery
 from sgvu.models.policy import GaussianPolicy, action_embedding, sample_actions
@@ -345,6 +346,15 @@ def stage_one(config, directory: str, source, backbone, fractions) -> StageOne:
   return StageOne(task, params, train_data, test_data, int(result["trainable_params"]))
 
 
+def seed_curves(workdir: str, method: str, seeds: int) -> list[dict]:
+  """Each training seed's per-level curves of a row, from its result.json (the table row keeps seed 0's)."""
+  out = []
+  for seed in range(seeds):
+    with open(os.path.join(experiment.row_dir(workdir, method, seed), experiment.RESULT_FILE)) as f:
+      out.append(json.load(f)["curves"])
+  return out
+
+
 def table(config: ml_collections.ConfigDict, workdir: str) -> experiment.Table:
   """`python -m sgvu.main --config=experiments/on_the_fly.py`: seed 001's table and the per-level curves."""
   backbone = fg_sbir.load_backbone(config, ["B1"])
@@ -387,9 +397,9 @@ def table(config: ml_collections.ConfigDict, workdir: str) -> experiment.Table:
 
   def pictures(rows: dict) -> None:
     png = os.path.join(workdir, "on_the_fly_curves.png")
-    viz.plot_curves({name: row["curves"] for name, row in rows.items()}, fractions, png,
-                    title=f"{config.name}: {len(stage.test_data.targets)} test sketches, "
-                    f"gallery {len(stage.test_data.photos)} photos")
+    plots.completion_curves({name: seed_curves(workdir, name, row["seeds"]) for name, row in rows.items()},
+                            fractions, png, title=f"{config.name}: {len(stage.test_data.targets)} test sketches, "
+                            f"gallery {len(stage.test_data.photos)} photos")
     logging.info("curves: %s", png)
 
   return experiment.Table(
