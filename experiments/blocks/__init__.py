@@ -21,7 +21,8 @@ optimizer / data blocks, the SynthSketch CLIP), `retrieval` (zero-shot, fine-gra
 # pylint: disable=unused-import  (re-exports: configs use `blocks.<name>`)
 from experiments.blocks.common import VARIANTS, add_clip, check_variant, clip_train_config, data_config, \
     evals_config, experiment, optim_config, train_config
-from experiments.blocks.context import CONTEXT_CLASSES, CONTEXT_METHODS, CONTEXT_VAL_CLASSES, add_context
+from experiments.blocks.context import CONTEXT_CLASSES, CONTEXT_METHODS, CONTEXT_VAL_CLASSES, \
+    SKETCHY_CONTEXT_CLASSES, add_context, add_context_voc_sketchy
 from experiments.blocks.localization import add_localization, add_localization_paper
 from experiments.blocks.retrieval import ON_THE_FLY_METHODS, ON_THE_FLY_PAPER_METHODS, ON_THE_FLY_REWARDS, \
     ZS_PAPER_METHODS, add_fg_sbir, add_on_the_fly, add_qmul, add_zs_sbir, add_zs_sbir_paper, zs_evals

@@ -25,6 +25,11 @@ def _centre_square(img: np.ndarray) -> np.ndarray:
   return img[top:top + side, left:left + side]
 
 
+SPLITS = ("train", "val", "trainval")
+LAYOUT = """  <root>/JPEGImages/<id>.jpg
+  <root>/ImageSets/Main/<split>.txt     (train, val, trainval: one image id per line)"""
+
+
 class VOCImages:
   """The image ids of one VOC split, decoded on demand."""
 

@@ -1,6 +1,8 @@
 """Unsupervised SBIR by cross-domain context prediction (seed 003): one table, a per-class table, pictures.
 
-  python -m sgvu.main --config=experiments/context.py
+  python -m sgvu.main --config=experiments/context.py                          # SynthSketch
+  python -m sgvu.main --config=experiments/context_voc_sketchy.py \
+      --config.pretext_data.root=/data/VOC2012 --config.data.root=/data/Sketchy   # VOC 2012 pretext, Sketchy
 
 A trunk learns where a patch of a photo lies relative to a patch of the photo's Canny edge map (8 ways), without
 any label; its fc6 then embeds sketches and photos for nearest-neighbour retrieval. Rows (context_models.METHODS):
@@ -9,6 +11,8 @@ one domain (photo, edge) and across domains (ours), and the seed's ablations (in
 Metrics: Acc@5 / Acc@10 of a sketch's own photo among the photos of its class, the mean over the evaluation classes
 (sgvu/evaluators/per_class_retrieval.py), and the held-out pretext accuracy of the pretext rows. Writes
   WORKDIR/context_tables.json       per-class Acc@K and pretext accuracy, mean and std over seeds
+  WORKDIR/context_data.json         photo counts of the pretext, the classifier and the held-out pairs, and how
+                                    many pretext photos could not be read (skipped)
   WORKDIR/context_tsne.png          t-SNE of sketch and photo features: classifier trunk vs ours (seed 0)
   WORKDIR/context_retrieval.png     one query sketch per class and its top 5 (ours, seed 0; own photo in green)
 """
@@ -26,55 +30,99 @@ import ml_collections
 import numpy as np
 
 from sgvu import configs, evaluators, experiment, train
-from sgvu.data import configured, edges as edges_lib, pipeline
+from sgvu.data import configured, edges as edges_lib, pipeline, voc_images
 from sgvu.evaluators import per_class_retrieval as _evaluator  # noqa: F401  found by name; imported so tables hash it
 from sgvu.tasks import context_models as models
 from sgvu.tasks import context_pictures as pictures
 from sgvu.tasks.context_models import METHODS
 
 TABLES_FILE = "context_tables.json"
+DATA_FILE = "context_data.json"  # how many pretext / classifier / held-out photos, unreadable pretext photos
 EMBEDDINGS_FILE, TSNE_FILE, GRID_FILE = pictures.EMBEDDINGS_FILE, pictures.TSNE_FILE, pictures.GRID_FILE
 
 
 # --------------------------------------------------------------------------------------------- data
 
 class Data:
-  """Arrays every row uses, built once per table: pretext photos (+ edges), classifier photos, eval source."""
+  """Arrays every row uses, built once per table: pretext photos (+ edges), classifier photos, eval source.
+
+  SynthSketch (data.dataset 'synth'): the evaluation classes' instances, split in two, are the eval source; the
+  pretext reads every category's training photos, the classifier those of the non-evaluation categories.
+  Real data (data.dataset 'sketchy', experiments/context_voc_sketchy.py): the pretext reads PASCAL VOC 2012 photos
+  (config.pretext_data); Sketchy's zero-shot split puts the evaluation classes in 'test' (all their photos: the
+  gallery) and the other classes in 'train', whose labelled photos train the classifier and whose sketch-photo
+  pairs train the triplet row.
+  """
 
   def __init__(self, config: ml_collections.ConfigDict):
     self.config = config
     d, size = config.data, config.data.image_size
-    self.eval_source = configured.source_from_config(
-        d, image_size=size, kinds=("photo", "sketch"), protocol="instance", categories=tuple(d.eval_classes),
-        test_fraction=d.test_fraction, materialize=True)
-    pretext_source = configured.source_from_config(d, protocol="instance", test_fraction=d.test_fraction,
-                                                   materialize=False)
-    if d.materialize:  # its training photos only
-      pipeline.materialize(pretext_source, size, splits=("train",), kinds=("photo",), num_workers=2)
-    # Pretext and classifier: training photos only (the evaluation's test photos are other instances).
-    self.photos, labels = _images(pretext_source, "train", "photo", size)
-    names = np.asarray(pretext_source.categories)[labels]
-    self.classifier_photos = self.photos[~np.isin(names, list(d.eval_classes))]
-    self.classifier_labels = labels[~np.isin(names, list(d.eval_classes))]
+    self.pretext_skipped = 0  # VOC images that could not be read
+    if is_real(config):
+      self.eval_source = _real_eval_source(d)
+      voc = voc_images.VOCImages(config.pretext_data.root, config.pretext_data.split,
+                                 max_images=config.pretext_data.max_images or None)
+      self.photos, self.pretext_skipped = voc.load_all(size)
+      # No evaluation class here: those are all in the test split.
+      self.classifier_photos, self.classifier_labels = _images(self.eval_source, "train", "photo", size)
+    else:
+      self.eval_source = configured.source_from_config(
+          d, image_size=size, kinds=("photo", "sketch"), protocol="instance", categories=tuple(d.eval_classes),
+          test_fraction=d.test_fraction, materialize=True)
+      pretext_source = configured.source_from_config(d, protocol="instance", test_fraction=d.test_fraction,
+                                                     materialize=False)
+      if d.materialize:  # its training photos only
+        pipeline.materialize(pretext_source, size, splits=("train",), kinds=("photo",), num_workers=2)
+      # Pretext and classifier: training photos only (the evaluation's test photos are other instances).
+      self.photos, labels = _images(pretext_source, "train", "photo", size)
+      names = np.asarray(pretext_source.categories)[labels]
+      self.classifier_photos = self.photos[~np.isin(names, list(d.eval_classes))]
+      self.classifier_labels = labels[~np.isin(names, list(d.eval_classes))]
     sigma = config.pretext.sigma
     self.edges = edges_lib.edge_maps(self.photos, sigma=sigma)
     # Held-out pretext pairs: the evaluation classes' test photos.
     self.test_photos, _ = _images(self.eval_source, "test", "photo", size)
     self.test_edges = edges_lib.edge_maps(self.test_photos, sigma=sigma)
-    logging.info("context data: %d pretext photos (+ edges), %d classifier photos of %d classes, %d held-out "
-                 "photos", len(self.photos), len(self.classifier_photos), len(np.unique(self.classifier_labels)),
-                 len(self.test_photos))
+    logging.info("context data: %d pretext photos (+ edges; %d unreadable skipped), %d classifier photos of %d "
+                 "classes, %d held-out photos", len(self.photos), self.pretext_skipped, len(self.classifier_photos),
+                 len(np.unique(self.classifier_labels)), len(self.test_photos))
+
+  def summary(self) -> dict:
+    """What the rows were built from (WORKDIR/context_data.json)."""
+    return {"pretext_photos": len(self.photos), "pretext_skipped": int(self.pretext_skipped),
+            "classifier_photos": len(self.classifier_photos),
+            "classifier_classes": int(len(np.unique(self.classifier_labels))), "heldout_photos": len(self.test_photos)}
 
   def triplets(self):
-    """(sketches, photos, photo row of each sketch, photo labels) of the evaluation classes' training split."""
+    """(sketches, photos, photo row of each sketch, photo labels) of the eval source's training split: SynthSketch's
+    evaluation classes' training instances, or Sketchy's other classes. Sketches without their photo are left out."""
     size = self.config.data.image_size
     sp = self.eval_source.split("train")
     photos, labels, photo_index = _images(self.eval_source, "train", "photo", size, with_index=True)
     sketches, _, sketch_index = _images(self.eval_source, "train", "sketch", size, with_index=True)
     row = {int(i): n for n, i in enumerate(photo_index)}
-    keep = [n for n, i in enumerate(sketch_index) if int(sp.sketches[int(i)].photo) in row]
-    own = np.asarray([row[int(sp.sketches[int(sketch_index[n])].photo)] for n in keep], np.int64)
+    own_item = [sp.sketches[int(i)].photo for i in sketch_index]
+    keep = [n for n, p in enumerate(own_item) if p is not None and int(p) in row]
+    own = np.asarray([row[int(own_item[n])] for n in keep], np.int64)
     return sketches[keep], photos, own, labels
+
+
+def is_real(config: ml_collections.ConfigDict) -> bool:
+  """VOC 2012 pretext + Sketchy retrieval (experiments/context_voc_sketchy.py), rather than SynthSketch."""
+  return config.data.dataset != "synth"
+
+
+def _real_eval_source(d: ml_collections.ConfigDict):
+  """Sketchy with the evaluation classes as its 'test' split (the zero-shot split's `unseen`), rendered once."""
+  source = configured.source_from_config(d, unseen=tuple(d.eval_classes), materialize=False)
+  found = source.split("test").categories
+  missing = [c for c in d.eval_classes if c not in found]
+  if missing:  # exact folder names: the per-class metrics are named after them
+    raise ValueError(f"config.data.eval_classes {missing}: no such class folder in {d.dataset} under "
+                     f"{d.root!r}; its classes: {list(source.categories)}")
+  if d.materialize:
+    pipeline.materialize(source, d.image_size, num_workers=d.num_workers)
+  return source
 
 
 def _images(source, split: str, kind: str, size: int, with_index: bool = False):
@@ -175,11 +223,17 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if unknown or not config.methods:
     raise ValueError(f"config.methods has unknown {unknown or '(empty)'}; valid: {sorted(METHODS)}")
   d = config.data
-  configs.check_choice(config, "data.dataset", ["synth"])
-  bad = [c for c in d.eval_classes if c not in catalog.ALL_CATEGORIES]
-  if bad or len(set(d.eval_classes)) != len(d.eval_classes) or not d.eval_classes:
-    raise ValueError(f"config.data.eval_classes: unknown or repeated {bad or list(d.eval_classes)}; "
-                     f"valid: SynthSketch categories {list(catalog.ALL_CATEGORIES)}")
+  configs.check_choice(config, "data.dataset", ["synth", "sketchy"])
+  if is_real(config):
+    _validate_real(config)
+  else:
+    if "pretext_data" in config:
+      raise ValueError("config.pretext_data (VOC 2012 pretext photos) is read only with data.dataset='sketchy'; "
+                       "SynthSketch's pretext reads its own training photos")
+    bad = [c for c in d.eval_classes if c not in catalog.ALL_CATEGORIES]
+    if bad or len(set(d.eval_classes)) != len(d.eval_classes) or not d.eval_classes:
+      raise ValueError(f"config.data.eval_classes: unknown or repeated {bad or list(d.eval_classes)}; "
+                       f"valid: SynthSketch categories {list(catalog.ALL_CATEGORIES)}")
   configs.check_positive(config, "data.image_size", "pretext.patch", "pretext.eval_pairs", "model.fc6", "model.fc7")
   g = models.geometry(config)  # raises on a bad patch / gap / jitter
   if g.span > d.image_size:
@@ -194,6 +248,26 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise ValueError(f"config.picture_methods {unknown} are not in config.methods")
 
 
+def _validate_real(config: ml_collections.ConfigDict) -> None:
+  """The two local copies the real-data table reads, named by key with the layout each must have."""
+  from sgvu.data import sketchy  # pylint: disable=g-import-not-at-top
+  d = config.data
+  if "pretext_data" not in config:
+    raise ValueError(f"config.pretext_data (the VOC 2012 pretext photos) is required with data.dataset={d.dataset!r}")
+  copies = (("data.root", d.root, "Sketchy", sketchy.LAYOUT),
+            ("pretext_data.root", config.pretext_data.root, "PASCAL VOC 2012 (the VOC2012 folder)", voc_images.LAYOUT))
+  for key, root, name, layout in copies:
+    if not root:
+      raise ValueError(f"config.{key} is required: the local copy of {name}, laid out as\n{layout}\n"
+                       f"e.g. --config.{key}=/data/... (docs/context.md)")
+    if not os.path.isdir(root):
+      raise ValueError(f"config.{key}={root!r}: no such directory; expected {name} laid out as\n{layout}")
+  configs.check_choice(config, "pretext_data.split", voc_images.SPLITS)
+  configs.check_positive(config, "pretext_data.max_images", allow_zero=True)  # 0: every image of the split
+  if len(set(d.eval_classes)) != len(d.eval_classes) or not d.eval_classes:
+    raise ValueError(f"config.data.eval_classes: empty or repeated {list(d.eval_classes)}")
+
+
 # --------------------------------------------------------------------------------------------- tables
 
 def table(config: ml_collections.ConfigDict, workdir: str) -> experiment.Table:
@@ -202,13 +276,18 @@ def table(config: ml_collections.ConfigDict, workdir: str) -> experiment.Table:
   def data() -> Data:
     if "data" not in cache:
       cache["data"] = Data(config)
+      if jax.process_index() == 0:
+        os.makedirs(workdir, exist_ok=True)
+        with open(os.path.join(workdir, DATA_FILE), "w") as f:
+          json.dump(cache["data"].summary(), f, indent=1)
     return cache["data"]
 
   def run_row(name: str, seed: int, directory: str) -> dict:
     return train_and_evaluate(config, name, data(), directory, workdir, seed)
 
   ks = tuple(config.evals.retrieval.ks)
-  desc = (f"SynthSketch, Acc@K of a sketch's own photo among the photos of its class, mean over "
+  data_name = "VOC 2012 pretext, Sketchy" if is_real(config) else "SynthSketch"
+  desc = (f"{data_name}, Acc@K of a sketch's own photo among the photos of its class, mean over "
           f"{len(config.data.eval_classes)} classes")
   return experiment.Table(
       name=config.name, split="test", metrics=[f"Acc@{k}" for k in ks], methods=tuple(config.methods),
