@@ -11,10 +11,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import flax.linen as nn
 import jax
 import numpy as np
+import pytest
 
 from sgvu import export
 from sgvu.data import configured, pipeline
@@ -81,7 +84,7 @@ def _workdir(root, config, rows, bundles):
   return str(root)
 
 
-def zs_workdir(tmp) -> str:
+def make_zs_workdir(tmp) -> str:
   """tmp: a pathlib.Path to build in."""
   model = PromptedImageEncoder(get_preset("tiny").vision, prompts="shallow", num_prompts=2)
   x = np.zeros((1, SIZE, SIZE, 3), np.float32)
@@ -99,7 +102,7 @@ def _level_model():
                     LevelHeads(dim=8, levels=LEVELS))
 
 
-def otf_workdir(tmp) -> str:
+def make_otf_workdir(tmp) -> str:
   model = _level_model()
   x, lv = np.zeros((1, SIZE, SIZE, 3), np.float32), np.zeros((1,), np.int32)
   params = random_params(model, x, lv, method=lambda m, x, lv: (m(x, lv), m.embed_photos(x)))
@@ -107,3 +110,26 @@ def otf_workdir(tmp) -> str:
                 gallery={"method": "embed_photos", "kwargs": {}})
   return _workdir(tmp / "w", {"task": "on_the_fly", "methods": ["B4", "ppo"]}, ["B4", "ppo"],
                   {"B1": save, "B4": save, "ppo": save})
+
+
+@pytest.fixture(scope="module")
+def zs_workdir(tmp_path_factory):
+  return make_zs_workdir(tmp_path_factory.mktemp("zs"))
+
+
+@pytest.fixture(scope="module")
+def otf_workdir(tmp_path_factory):
+  return make_otf_workdir(tmp_path_factory.mktemp("otf"))
+
+
+def start_server(args) -> tuple[subprocess.Popen, str]:
+  """`python -m sgvu.tools.serve --port 0 ARGS` in a subprocess: (process, its URL) once it listens."""
+  proc = subprocess.Popen([sys.executable, "-m", "sgvu.tools.serve", "--port", "0", *args], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+  lines = []
+  for line in proc.stdout:
+    lines.append(line)
+    if line.startswith("serving on "):
+      return proc, line.split()[-1]
+  proc.wait(timeout=30)
+  raise AssertionError("server did not start:\n" + "".join(lines))

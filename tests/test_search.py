@@ -14,6 +14,7 @@ import subprocess
 import sys
 
 import bundle_workdirs
+from bundle_workdirs import otf_workdir, zs_workdir  # noqa: F401  (pytest fixtures)
 import jax
 import numpy as np
 import pytest
@@ -25,16 +26,6 @@ from sgvu.tools import search
 
 SIZE, LEVELS = bundle_workdirs.SIZE, bundle_workdirs.LEVELS
 _source = bundle_workdirs.source
-
-
-@pytest.fixture(scope="module")
-def zs_workdir(tmp_path_factory):
-  return bundle_workdirs.zs_workdir(tmp_path_factory.mktemp("zs"))
-
-
-@pytest.fixture(scope="module")
-def otf_workdir(tmp_path_factory):
-  return bundle_workdirs.otf_workdir(tmp_path_factory.mktemp("otf"))
 
 
 @pytest.fixture(scope="module")

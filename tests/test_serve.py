@@ -14,6 +14,7 @@ import urllib.error
 import urllib.request
 
 import bundle_workdirs
+from bundle_workdirs import otf_workdir, zs_workdir  # noqa: F401  (pytest fixtures)
 import numpy as np
 import pytest
 from PIL import Image
@@ -21,16 +22,6 @@ from PIL import Image
 from sgvu import export, viz
 from sgvu.data import strokes as strokes_lib
 from sgvu.tools import live_search, search, serve
-
-
-@pytest.fixture(scope="module")
-def zs_workdir(tmp_path_factory):
-  return bundle_workdirs.zs_workdir(tmp_path_factory.mktemp("zs"))
-
-
-@pytest.fixture(scope="module")
-def otf_workdir(tmp_path_factory):
-  return bundle_workdirs.otf_workdir(tmp_path_factory.mktemp("otf"))
 
 
 @pytest.fixture(scope="module")
@@ -188,20 +179,8 @@ def test_gallery_images_and_info(zs_client, tmp_path):
   assert b"http://" not in page.data and b"https://" not in page.data
 
 
-def _start(args, env=None):
-  proc = subprocess.Popen([sys.executable, "-m", "sgvu.tools.serve", "--port", "0", *args], stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, env=env)
-  lines = []
-  for line in proc.stdout:
-    lines.append(line)
-    if line.startswith("serving on "):
-      return proc, line.split()[-1]
-  proc.wait(timeout=30)
-  raise AssertionError("server did not start:\n" + "".join(lines))
-
-
 def test_the_real_server_answers_over_http(zs_workdir, sketches):
-  proc, url = _start(["--workdir", zs_workdir, "--method", "frozen"])
+  proc, url = bundle_workdirs.start_server(["--workdir", zs_workdir, "--method", "frozen"])
   try:
     def post(data: bytes):
       request = urllib.request.Request(url + "api/search", data=data, headers={"Content-Type": "application/json"})

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 
 import bundle_workdirs
@@ -30,22 +28,10 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 
-def _start_server(args):
-  proc = subprocess.Popen([sys.executable, "-m", "sgvu.tools.serve", "--port", "0", *args], stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True)
-  lines = []
-  for line in proc.stdout:
-    lines.append(line)
-    if line.startswith("serving on "):
-      return proc, line.split()[-1]
-  proc.wait(timeout=30)
-  raise AssertionError("server did not start:\n" + "".join(lines))
-
-
 @pytest.fixture(scope="module")
 def page(tmp_path_factory):
-  workdir = os.environ.get("SGVU_SERVE_WORKDIR") or bundle_workdirs.otf_workdir(tmp_path_factory.mktemp("otf"))
-  proc, url = _start_server(["--workdir", workdir])
+  workdir = os.environ.get("SGVU_SERVE_WORKDIR") or bundle_workdirs.make_otf_workdir(tmp_path_factory.mktemp("otf"))
+  proc, url = bundle_workdirs.start_server(["--workdir", workdir])
   options = webdriver.ChromeOptions()
   options.binary_location = CHROMIUM
   profile = tempfile.mkdtemp(prefix="sgvu-chromium-")

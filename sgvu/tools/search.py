@@ -168,14 +168,19 @@ def _print_hits(hits: list[dict], indent: str) -> None:
     print(f"{indent}{h['rank']:3d}  {h['score']:+.4f}  {h['category']:<20s} {h['photo']}")
 
 
-def _parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(prog="python -m sgvu.tools.search", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_row_arguments(parser: argparse.ArgumentParser) -> None:
+  """--workdir | --bundle, --method, --seed: which exported model a tool loads (search, serve)."""
   where = parser.add_mutually_exclusive_group(required=True)
   where.add_argument("--workdir", help="workdir of a `python -m sgvu.main` run")
   where.add_argument("--bundle", help="a bundle directory (W/<method>/seed<k>/bundle) instead of --workdir")
   parser.add_argument("--method", default=None, help="the row (default: grid_method / 'ppo' / the first with a bundle)")
   parser.add_argument("--seed", type=int, default=0, help="the row's training seed (default 0)")
+
+
+def _parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(prog="python -m sgvu.tools.search", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  add_row_arguments(parser)
   parser.add_argument("--sketch", required=True, nargs="+", help="PNG/JPEG, QuickDraw .ndjson or .json strokes")
   parser.add_argument("--top", type=int, default=None, help="hits per query (default 10; 5 with --progressive)")
   parser.add_argument("--out", default=None, help="retrieval grid PNG (optional; required with --progressive)")

@@ -108,11 +108,7 @@ def open_engine(workdir: str | None, bundle_dir: str | None, method: str | None,
 def _parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(prog="python -m sgvu.tools.serve", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-  where = parser.add_mutually_exclusive_group(required=True)
-  where.add_argument("--workdir", help="workdir of a `python -m sgvu.main` run")
-  where.add_argument("--bundle", help="a bundle directory (W/<method>/seed<k>/bundle) instead of --workdir")
-  parser.add_argument("--method", default=None, help="the row (default: grid_method / 'ppo' / the first with a bundle)")
-  parser.add_argument("--seed", type=int, default=0, help="the row's training seed (default 0)")
+  search.add_row_arguments(parser)
   parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine)")
   parser.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
   parser.add_argument("--threads", type=int, default=4, help="waitress worker threads (default 4)")
