@@ -103,12 +103,8 @@ def get_localization_source(name: str, root: str | None = None, **options: Any) 
 # ---------------------------------------------------------------------------- TFDS / ArrayRecord copies (issue #16)
 # The same datasets, read from the copy sgvu.tools.build_tfds wrote (sgvu.data.tfds_source); TFDS is imported on use.
 
-TFDS_DATASETS = ("sketchy", "tuberlin", "quickdraw", "shoev2", "chairv2")
-
-
 def get_tfds_source(name: str, data_dir: str, **options: Any) -> Source:
-  """The TFDS copy of dataset `name` in `data_dir` (local or gs://); options are the reader's it was built with."""
-  if name not in TFDS_DATASETS:
-    raise DataError(f"no TFDS copy for dataset {name!r}; valid: {list(TFDS_DATASETS)}")
+  """The TFDS copy of dataset `name` in `data_dir` (local or gs://); options are the reader's it was built with.
+  Which datasets have one: sgvu.data.tfds_format.DATASETS."""
   from sgvu.data import tfds_source  # pylint: disable=g-import-not-at-top
   return tfds_source.open(name, data_dir, **options)

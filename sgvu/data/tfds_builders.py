@@ -223,18 +223,7 @@ def build(dataset: str, manual_dir: str, data_dir: str, options: Mapping[str, An
     builder.download_and_prepare(download_dir=downloads, download_config=tfds.download.DownloadConfig(
         manual_dir=os.path.abspath(manual_dir), download_mode=mode, try_download_gcs=False))
   meta = dict(builder.info.metadata["sgvu"])
-  stale = stale_builds(data_dir, dataset, options)
+  stale = fmt.stale_builds(data_dir, dataset, options)
   if stale:
     report(f"note: interrupted earlier builds left {len(stale)} folder(s) (safe to delete): {stale}")
   return BuildResult(os.fspath(builder.data_path), False, meta)
-
-
-def stale_builds(data_dir: str, dataset: str, options: Mapping[str, Any]) -> list[str]:
-  """The `incomplete.*_<version>` folders an interrupted TFDS build leaves next to the version folder."""
-  from etils import epath  # pylint: disable=g-import-not-at-top
-  parent = epath.Path(fmt.dataset_dir(data_dir, dataset, options)).parent
-  try:
-    return sorted(os.fspath(p) for p in parent.iterdir()
-                  if p.name.startswith("incomplete.") and p.name.endswith("_" + fmt.VERSION))
-  except (FileNotFoundError, NotADirectoryError):
-    return []

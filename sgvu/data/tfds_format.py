@@ -23,6 +23,7 @@ import hashlib
 import inspect
 import io
 import json
+import os
 import re
 import warnings
 from typing import Any, Mapping
@@ -32,7 +33,9 @@ from PIL import Image
 
 from sgvu.data import images
 from sgvu.data.base import BadSample, DataError
-from sgvu.data.registry import TFDS_DATASETS as DATASETS
+
+# The datasets with a TFDS copy (sgvu.data.registry.get_tfds_source reads them).
+DATASETS = ("sketchy", "tuberlin", "quickdraw", "shoev2", "chairv2")
 
 VERSION = "1.0.0"
 FORMAT = 1  # of the "sgvu" metadata entry
@@ -173,3 +176,14 @@ def split_strokes(points: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:
   """Inverse of join_strokes."""
   points = np.asarray(points, np.float32).reshape(-1, 2)
   return [np.array(p) for p in np.split(points, np.cumsum(lengths)[:-1])] if len(lengths) else []
+
+
+def stale_builds(data_dir: str, dataset: str, options: Mapping[str, Any]) -> list[str]:
+  """The `incomplete.*_<version>` folders an interrupted TFDS build leaves next to the version folder."""
+  from etils import epath  # pylint: disable=g-import-not-at-top
+  parent = epath.Path(dataset_dir(data_dir, dataset, options)).parent
+  try:
+    return sorted(os.fspath(p) for p in parent.iterdir()
+                  if p.name.startswith("incomplete.") and p.name.endswith("_" + VERSION))
+  except (FileNotFoundError, NotADirectoryError):
+    return []

@@ -112,11 +112,10 @@ class TFDSSource(Source):
 
 
 def _missing(dataset: str, data_dir: str, options: dict[str, Any], path: str, error: Exception) -> DataError:
-  from sgvu.data.tfds_builders import stale_builds  # pylint: disable=g-import-not-at-top
   lines = [f"{dataset}: no complete TFDS copy at {path} (data_dir {data_dir!r}, config "
            f"{fmt.config_name(dataset, options)!r}): {type(error).__name__}: {error}"]
   try:
-    stale = stale_builds(data_dir, dataset, options)
+    stale = fmt.stale_builds(data_dir, dataset, options)
   except Exception:  # pylint: disable=broad-except  # only a hint
     stale = []
   if stale:
