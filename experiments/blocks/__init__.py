@@ -13,9 +13,9 @@ Variants: '' (the full run) and 'small' (a smoke test: seconds to minutes, for t
 nothing). Each training stage's settings are one `train_config()` block named `<stage>_train`:
 `clip_train` (the SynthSketch CLIP, with its model/data keys), `zs_train`, `fg_train`, `head_train`, `rl_train`.
 
-The blocks live in four modules, all re-exported here: `common` (the keys every experiment has, training /
+The blocks live in five modules, all re-exported here: `common` (the keys every experiment has, training /
 optimizer / data blocks, the SynthSketch CLIP), `retrieval` (zero-shot, fine-grained and on-the-fly SBIR),
-`localization` and `context` (unsupervised SBIR by context prediction).
+`localization`, `context` (unsupervised SBIR by context prediction) and `composed` (sketch+text retrieval).
 """
 
 # pylint: disable=unused-import  (re-exports: configs use `blocks.<name>`)
@@ -26,3 +26,4 @@ from experiments.blocks.context import CONTEXT_CLASSES, CONTEXT_METHODS, CONTEXT
 from experiments.blocks.localization import add_localization, add_localization_paper
 from experiments.blocks.retrieval import ON_THE_FLY_METHODS, ON_THE_FLY_PAPER_METHODS, ON_THE_FLY_REWARDS, \
     ZS_PAPER_METHODS, add_fg_sbir, add_on_the_fly, add_qmul, add_zs_sbir, add_zs_sbir_paper, zs_evals
+from experiments.blocks.composed import CSTBIR_METHODS, DUET_METHODS, add_cstbir, add_duet

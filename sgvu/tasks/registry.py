@@ -15,6 +15,8 @@ from types import ModuleType
 EXPERIMENTS: dict[str, str] = {
     "clip_pretrain": "sgvu.tasks.clip_pretrain",
     "context": "sgvu.tasks.context",
+    "cstbir": "sgvu.tasks.cstbir",
+    "duet": "sgvu.tasks.duet",
     "fg_sbir": "sgvu.tasks.fg_sbir",
     "localization": "sgvu.tasks.localization",
     "on_the_fly": "sgvu.tasks.on_the_fly",

@@ -1,0 +1,89 @@
+"""What the two composed-retrieval tasks (cstbir: STNet, duet: pseudo-word tokens) share.
+
+The CLIP (the shipped SynthSketch one, or a transformers checkpoint), texts with slots whose token
+embeddings a row supplies (`sgvu.models.pseudo_words`), the image tower's patch tokens in the joint space,
+and the per-row training config.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from sgvu.models import pseudo_words
+from sgvu.models.text import TextTransformer
+from sgvu.models.vit import VisionTransformer
+from sgvu.tasks.zs_sbir import LAYERNORM_PATHS, load_clip  # noqa: F401  (re-exported)
+
+SLOT_MARKERS = "#*+"  # '#': a learned prompt token, '*': the sketch's token, '+': a second (composition) token
+
+
+def layernorm_or(patterns: tuple[str, ...]):
+  """is_trainable: the image tower's LayerNorms and any path matching one of `patterns`."""
+  compiled = [re.compile(p) for p in (LAYERNORM_PATHS,) + tuple(patterns)]
+  return lambda path: any(c.fullmatch(path) for c in compiled)
+
+
+class Towers:
+  """The CLIP's image and text towers as pure functions of their params subtrees ('img', 'txt')."""
+
+  def __init__(self, clip_cfg, tokenizer):
+    self.cfg, self.tokenizer = clip_cfg, tokenizer
+    self.img = VisionTransformer(clip_cfg.vision)
+    self.txt = TextTransformer(clip_cfg.text)
+    self.eps = clip_cfg.layer_norm_eps
+
+  def image(self, img_params, images: jax.Array, **kwargs):
+    """CLIP-normalised images -> [B, E] (and the tokens with return_tokens=True)."""
+    return self.img.apply({"params": img_params}, images, **kwargs)
+
+  def patch_tokens(self, img_params, images: jax.Array) -> jax.Array:
+    """[B, P, E]: every patch token through the tower's own ln_post and projection (the CLS embedding's path)."""
+    _, tokens = self.image(img_params, images, return_tokens=True)
+    x = tokens[:, 1:].astype(jnp.float32)
+    ln = img_params["ln_post"]
+    mean = jnp.mean(x, -1, keepdims=True)
+    var = jnp.var(x, -1, keepdims=True)
+    x = (x - mean) * jax.lax.rsqrt(var + self.eps) * ln["scale"] + ln["bias"]
+    return x @ img_params["proj"]
+
+  def text(self, txt_params, tokens: jax.Array) -> jax.Array:
+    return self.txt.apply({"params": txt_params}, tokens)
+
+  def slotted(self, txt_params, tokens: jax.Array, kinds: jax.Array, fills) -> jax.Array:
+    """[N, E]: the text tower over `tokens` with slot k's occurrences replaced by fills[k-1]."""
+    return pseudo_words.encode_with_slots(txt_params, self.cfg.text, tokens, kinds, fills)
+
+  @functools.lru_cache(maxsize=64)
+  def _template(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+    tokens, kinds = pseudo_words.tokenize_with_slots(self.tokenizer, [text], SLOT_MARKERS)
+    return tokens[0], kinds[0]
+
+  def template(self, text: str, n: int) -> tuple[jax.Array, jax.Array]:
+    """One text with slots, repeated n times: (tokens [n, L], kinds [n, L])."""
+    tokens, kinds = self._template(text)
+    return jnp.tile(jnp.asarray(tokens)[None], (n, 1)), jnp.tile(jnp.asarray(kinds)[None], (n, 1))
+
+  def tokenize(self, texts) -> tuple[np.ndarray, np.ndarray]:
+    return pseudo_words.tokenize_with_slots(self.tokenizer, list(texts), SLOT_MARKERS)
+
+
+def fills(width: int, *, prompts=None, sketch=None, extra=None) -> list[jax.Array]:
+  """Slot fills in SLOT_MARKERS order; an unused slot kind gets one dummy row (never read)."""
+  dummy = jnp.zeros((1, width), jnp.float32)
+  return [dummy if x is None else x for x in (prompts, sketch, extra)]
+
+
+def row_train_config(train_block: ml_collections.ConfigDict, method: str, seed: int,
+                     steps: dict, lrs: dict) -> ml_collections.ConfigDict:
+  """A copy of the stage block for one row and seed: the row's own steps and learning rate where set."""
+  c = ml_collections.ConfigDict(train_block.to_dict())
+  c.seed = train_block.seed + seed
+  c.num_steps = int(steps.get(method, c.num_steps))
+  c.optim.lr = float(lrs.get(method, c.optim.lr))
+  return c
