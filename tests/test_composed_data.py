@@ -16,7 +16,7 @@ from sgvu.data import composed_real as R
 from sgvu.data.synth import catalog, palette
 from sgvu.data.synth import caption as caption_lib
 
-SMALL = dict(num_train=6, num_test_1k=4, num_test_5k=5, num_open=4)
+SMALL = dict(num_train=6, num_test_1k=4, num_test_5k=5, num_open=4, num_val=3)
 CATS = ("apple", "bucket", "car", "cup", "shoe", "kite", "pear", "teapot")  # 5 seen, 3 unseen
 SIZE = 48
 
@@ -41,9 +41,11 @@ def _phrase(a):
 
 
 def test_scene_splits_sizes_and_categories(scenes):
-  assert scenes.kind == "scene" and scenes.split_names == ("train", "test1k", "test5k", "open")
+  assert scenes.kind == "scene" and scenes.split_names == ("train", "val", "test1k", "test5k", "open")
   sizes = {name: (len(scenes.split(name).images), len(scenes.split(name).queries)) for name in scenes.split_names}
-  assert sizes == {"train": (6, 6), "test1k": (4, 4), "test5k": (5, 4), "open": (4, 3)}
+  assert sizes == {"train": (6, 6), "val": (3, 3), "test1k": (4, 4), "test5k": (5, 4), "open": (4, 3)}
+  # Each split is its own stream: validation scenes are never test or train scenes.
+  assert scenes.scene("val", 0)["caption"] not in {scenes.scene(n, 0)["caption"] for n in ("train", "test1k")}
   for name in scenes.split_names:
     sp = scenes.split(name)
     assert sp.image_labels == (-1,) * len(sp.images) and len(set(sp.images)) == len(sp.images)
@@ -351,3 +353,12 @@ def test_qmul_duet(tmp_path):
     C.get_composed_source("shoev2_duet", str(tmp_path), texts=os.path.join(str(tmp_path), "none.csv"))
   with pytest.raises(DataError, match="fixed"):
     C.get_composed_source("shoev2_duet", str(tmp_path), variant="ChairV2")
+
+
+def test_instance_validation_holds_out_seen_categories():
+  val = C.SynthComposedInstances(seed=1, categories=CATS, photos_per_category=2, sketches_per_photo=1,
+                                 holdout_every=2)
+  train, test = val.split("train"), val.split("test")
+  assert set(train.categories).isdisjoint(test.categories)
+  assert set(train.categories) | set(test.categories) <= set(catalog.SEEN_CATEGORIES)
+  assert all(val.categories[l] in test.categories for l in test.image_labels)

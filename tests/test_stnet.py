@@ -10,6 +10,7 @@ import numpy as np
 import optax
 import pytest
 
+from sgvu.data import composed_pipeline
 from sgvu.losses import infonce, l2_normalize
 from sgvu.models import stnet
 from sgvu.models.clip import MODEL_PRESETS
@@ -232,17 +233,17 @@ def test_ink_mask():
   images[0, 10, 3:20] = 0  # a 1-px horizontal stroke
   images[1, 5:25, 17] = 30  # a dark-grey vertical one
   images[1, 0, 0] = 200  # light: not ink
-  same = stnet.ink_mask(images, 32)
+  same = composed_pipeline.ink_mask(images, 32)
   assert same.dtype == np.float32 and same.shape == (2, 32, 32)
   assert same.sum() == 17 + 20 and same[0, 10, 3] == 1 and same[1, 0, 0] == 0
-  half = stnet.ink_mask(images, 16)  # any ink in each 2 x 2 block: strokes survive
+  half = composed_pipeline.ink_mask(images, 16)  # any ink in each 2 x 2 block: strokes survive
   np.testing.assert_array_equal(half, same.reshape(2, 16, 2, 16, 2).max(axis=(2, 4)))
   for size in (12, 40):  # non-integer down-sampling, up-sampling
-    m = stnet.ink_mask(images, size)
+    m = composed_pipeline.ink_mask(images, size)
     assert m.shape == (2, size, size) and set(np.unique(m)) == {0.0, 1.0}
     assert m[0].sum(1).max() >= size // 2 and m[1].sum(0).max() >= size // 2  # stroke still a line
   with pytest.raises(ValueError, match="S, S, 3"):
-    stnet.ink_mask(images[..., 0], 16)
+    composed_pipeline.ink_mask(images[..., 0], 16)
 
 
 def test_jit_grad_through_heads_is_finite(heads_params):

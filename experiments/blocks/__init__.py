@@ -26,4 +26,5 @@ from experiments.blocks.context import CONTEXT_CLASSES, CONTEXT_METHODS, CONTEXT
 from experiments.blocks.localization import add_localization, add_localization_paper
 from experiments.blocks.retrieval import ON_THE_FLY_METHODS, ON_THE_FLY_PAPER_METHODS, ON_THE_FLY_REWARDS, \
     ZS_PAPER_METHODS, add_fg_sbir, add_on_the_fly, add_qmul, add_zs_sbir, add_zs_sbir_paper, zs_evals
-from experiments.blocks.composed import CSTBIR_METHODS, DUET_METHODS, add_cstbir, add_duet
+from experiments.blocks.composed import CSTBIR_METHODS, DUET_METHODS, add_cstbir, add_cstbir_paper, add_duet, \
+    add_duet_paper

@@ -104,7 +104,7 @@ def _index_of(source: ComposedSource, split: str, index: int) -> str:
 # ---------------------------------------------------------------------------- synthetic scenes (CSTBIR analogue)
 
 _WORD = 7_100_003  # stream word of these scenes: apart from scene.py's (7_000_001) and the photo instances
-_SPLIT_WORDS = {"train": 1, "test1k": 2, "test5k": 3, "open": 4}
+_SPLIT_WORDS = {"train": 1, "test1k": 2, "test5k": 3, "open": 4, "val": 5}
 _PLAN, _PLACE, _BACKGROUND, _NOISE, _SKETCH, _SUBSET = range(6)
 _PREFIX = "synth_composed"
 # Placement: big objects (seen at 48 px) rarely fit 3 to a canvas, so each failed try shrinks the object a little.
@@ -123,7 +123,8 @@ class SynthComposedScenes(ComposedSource):
   """Scenes of 2-3 SynthSketch objects; each query sketches one object, its text is the rest of the caption.
 
   Deterministic from (seed, split, index); splits are independent streams, so resizing one changes no other.
-  'train' / 'test1k' / 'test5k' use only seen categories; 'open' sketches an unseen one (others: any category).
+  'train' / 'val' / 'test1k' / 'test5k' use only seen categories; 'open' sketches an unseen one (others: any
+  category). 'val' (new scenes of seen categories, its own stream) is where hyperparameters are chosen.
   test5k / open query a subset of their gallery (num_test_5k_queries / num_open_queries; default 4/5 and 3/4,
   as CSTBIR's 4K of 5K and 750 of 1K).
   A split is indexed on first use: its scene layouts are built (~6 ms a scene on one core) but not painted.
@@ -132,10 +133,10 @@ class SynthComposedScenes(ComposedSource):
 
   name = "synth_scenes"
   kind = "scene"
-  split_names = ("train", "test1k", "test5k", "open")
+  split_names = ("train", "val", "test1k", "test5k", "open")
 
   def __init__(self, seed: int = 0, categories: Sequence[str] | None = None, num_train: int = 5000,
-               num_test_1k: int = 1000, num_test_5k: int = 5000, num_open: int = 1000,
+               num_test_1k: int = 1000, num_test_5k: int = 5000, num_open: int = 1000, num_val: int = 1000,
                num_test_5k_queries: int | None = None, num_open_queries: int | None = None,
                num_objects: tuple[int, int] = (2, 3), object_scale: tuple[float, float] = (0.28, 0.4),
                cache_size: int = 2048):
@@ -153,14 +154,15 @@ class SynthComposedScenes(ComposedSource):
     self.seen = tuple(c for c in cats if c in catalog.SEEN_CATEGORIES)
     self.unseen = tuple(c for c in cats if c in catalog.UNSEEN_CATEGORIES)
     self.num_objects, self.object_scale = tuple(num_objects), tuple(object_scale)
-    self.counts = {"train": num_train, "test1k": num_test_1k, "test5k": num_test_5k, "open": num_open}
+    self.counts = {"train": num_train, "test1k": num_test_1k, "test5k": num_test_5k, "open": num_open,
+                   "val": num_val}
     self.num_queries = dict(self.counts, test5k=_fraction(num_test_5k_queries, num_test_5k, 0.8),
                             open=_fraction(num_open_queries, num_open, 0.75))
     for s, n in self.counts.items():
       if n < 0 or not 0 <= self.num_queries[s] <= n:
         raise base.DataError(f"{self.name}: split {s!r} needs 0 <= queries <= images, got "
                              f"{self.num_queries[s]} queries of {n}")
-    if not self.seen and num_train + num_test_1k + num_test_5k > 0:
+    if not self.seen and num_train + num_test_1k + num_test_5k + num_val > 0:
       raise base.DataError(f"{self.name}: train / test splits need seen categories; none in {cats}")
     if not self.unseen and num_open > 0:
       raise base.DataError(f"{self.name}: the open split needs unseen categories ({catalog.UNSEEN_CATEGORIES}); "
@@ -308,6 +310,9 @@ _TEXT_WORD = 7_100_011
 class SynthComposedInstances(ComposedSource):
   """Fine-grained composed queries over SynthSketch's zero-shot split: train = seen, test = unseen categories.
 
+  holdout_every > 0: validation instead (sgvu.data.holdout): every holdout_every-th seen category becomes
+  'test' and the other seen categories 'train'; the unseen categories are never touched.
+
   One query per sketch; its target is the sketch's photo; its text names a random non-empty subset (>= min_words,
   fixed per query key) of `words` in SynthSketch caption order, the placeholder in the noun's place.
   `photo_source` is the wrapped SynthSketch (its loaders, captions and attributes).
@@ -319,7 +324,7 @@ class SynthComposedInstances(ComposedSource):
 
   def __init__(self, seed: int = 0, categories: Sequence[str] | None = None, photos_per_category: int = 40,
                sketches_per_photo: int = 3, words: Sequence[str] = WORDS, min_words: int = 1,
-               cache_size: int = 8192):
+               cache_size: int = 8192, holdout_every: int = 0):
     words = tuple(words)
     if not words or len(set(words)) != len(words) or any(w not in WORDS for w in words):
       raise base.DataError(f"{self.name}: words must be a non-empty subset of {WORDS}, got {words}")
@@ -327,6 +332,9 @@ class SynthComposedInstances(ComposedSource):
       raise base.DataError(f"{self.name}: min_words must be in [1, {len(words)}], got {min_words}")
     self.photo_source = SynthSketch(seed, "zero_shot", categories, photos_per_category, sketches_per_photo,
                                     cache_size=cache_size)
+    if holdout_every:
+      from sgvu.data.holdout import Holdout  # pylint: disable=g-import-not-at-top
+      self.photo_source = Holdout(self.photo_source, "categories", holdout_every)
     self.seed, self.categories = int(seed), self.photo_source.categories
     self.words, self.min_words = words, int(min_words)
     self._subsets = [s for r in range(min_words, len(words) + 1) for s in itertools.combinations(words, r)]

@@ -111,30 +111,44 @@ def materialize_split(source, split: str, size: int, *, num_workers: int = 2, st
   return out
 
 
-def ink_mask(sketches: np.ndarray, size: int) -> np.ndarray:
-  """float32 [B, size, size] in {0, 1}: where a rendered sketch has ink (the reconstruction target)."""
-  grey = np.asarray(sketches, np.float32).mean(-1)
-  s = grey.shape[1]
-  if s != size:  # nearest-neighbour: the target stays binary
-    idx = (np.arange(size) * s // size)
-    grey = grey[:, idx][:, :, idx]
-  return (grey < 128).astype(np.float32)
+def ink_mask(sketch_images, size: int, threshold: int = 128) -> np.ndarray:
+  """uint8 [B, S, S, 3] sketches (dark ink on white) -> float32 [B, size, size] in {0, 1}.
+
+  A pixel is ink where its channel mean < threshold. Resized by "any ink in the covered area":
+  output cell i covers source rows [floor(i S / size), ceil((i + 1) S / size)), so thin strokes
+  survive downsampling (max-pooling for an integer factor; nearest for upsampling).
+  """
+  images = np.asarray(sketch_images)
+  if images.ndim != 4 or images.shape[-1] != 3 or images.shape[1] != images.shape[2]:
+    raise ValueError(f"ink_mask: expected [B, S, S, 3] images, got {images.shape}")
+  ink = (images.astype(np.float32).mean(axis=-1) < threshold).astype(np.int32)
+  s = ink.shape[1]
+  if s == size:
+    return ink.astype(np.float32)
+  table = np.pad(ink.cumsum(1).cumsum(2), ((0, 0), (1, 0), (1, 0)))  # summed-area table
+  i = np.arange(size)
+  lo, hi = (i * s) // size, -((-(i + 1) * s) // size)
+  count = (table[:, hi][:, :, hi] - table[:, lo][:, :, hi]
+           - table[:, hi][:, :, lo] + table[:, lo][:, :, lo])
+  return (count > 0).astype(np.float32)
 
 
 class _QueryElement:
   """query row -> one training example (arrays + the query's text, tokenized per batch by `finalize`)."""
 
-  def __init__(self, arrays: SplitArrays, mask_size: int):
-    self.arrays, self.mask_size = arrays, mask_size
+  def __init__(self, arrays: SplitArrays, mask_size: int, features: dict[str, np.ndarray] | None = None):
+    self.arrays, self.mask_size, self.features = arrays, mask_size, features
 
   def __call__(self, row: int, rng: np.random.Generator) -> dict[str, Any]:
     del rng
     a, row = self.arrays, int(row)
     target = int(a.targets[row])
-    return {"sketch": a.sketches[row], "image": a.images[target], "text": a.texts[row],
-            "label": a.labels[row], "box": a.boxes[row], "has_box": a.has_box[row],
-            "image_index": np.int32(target),
-            "sketch_mask": ink_mask(a.sketches[row][None], self.mask_size)[0]}
+    out = {"text": a.texts[row], "label": a.labels[row], "box": a.boxes[row], "has_box": a.has_box[row],
+           "image_index": np.int32(target), "sketch_mask": ink_mask(a.sketches[row][None], self.mask_size)[0]}
+    if self.features is None:
+      return {**out, "sketch": a.sketches[row], "image": a.images[target]}
+    # Frozen encoders' outputs instead of pixels: 'image_*' rows follow the images, 'sketch_*' the queries.
+    return {**out, **{k: v[target] if k.startswith("image_") else v[row] for k, v in self.features.items()}}
 
 
 class Finalize:
@@ -151,12 +165,15 @@ class Finalize:
 
 def query_loader(arrays: SplitArrays, *, dataset: str, batch_size: int, seed: int, mask_size: int,
                  tokenize: Callable[[Sequence[str], np.ndarray], dict[str, np.ndarray]],
-                 num_epochs: int | None = None, process_index: int | None = None,
-                 process_count: int | None = None) -> pipeline.PipelineIterator:
+                 features: dict[str, np.ndarray] | None = None, num_epochs: int | None = None,
+                 process_index: int | None = None, process_count: int | None = None) -> pipeline.PipelineIterator:
   """Shuffled training batches {sketch, image uint8 [B,S,S,3]; label, image_index int32 [B]; box float32
   [B,4]; has_box bool [B]; sketch_mask float32 [B,M,M]; + tokenize's arrays}. Two queries of one image in a
-  batch are both positives of it (the loss takes `image_index`), so duplicates never become negatives."""
-  return pipeline.build_loader(dataset, range(len(arrays)), _QueryElement(arrays, mask_size),
+  batch are both positives of it (the loss takes `image_index`), so duplicates never become negatives.
+
+  features: precomputed outputs of frozen encoders ({'image_<name>': [G, ...] per image, 'sketch_<name>':
+  [Q, ...] per query}); given, batches carry those rows instead of the sketch and image pixels."""
+  return pipeline.build_loader(dataset, range(len(arrays)), _QueryElement(arrays, mask_size, features),
                                batch_size=batch_size, seed=seed, num_workers=0, num_threads=1,
                                num_epochs=num_epochs, strict=False, process_index=process_index,
                                process_count=process_count, finalize=Finalize(tokenize))

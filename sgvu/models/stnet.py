@@ -22,7 +22,6 @@ import math
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from sgvu.detection.boxes import cxcywh_to_xyxy
@@ -170,19 +169,26 @@ def reweight_paired(tokens: jax.Array, sketch: jax.Array, scale) -> tuple[jax.Ar
 def blocked_scores(text: jax.Array, sketch: jax.Array, tokens: jax.Array, scale, block: int = 256) -> jax.Array:
   """cos(h_T[q], h_I[q, g]) for every query q and image g: [Q, E], [Q, E], [G, T, E] -> [Q, G].
 
-  Queries go through `jax.lax.map` in blocks of `block` (Q padded up to a multiple), so at most
-  [block, G, T] weights and [block, G, E] pooled embeddings exist at once.
+  Never forms the pooled [Q, G, E]: with s = <h_T, H_t> and K = H H^T (per image, [T, T]),
+  cos = sum_t alpha_t s_t / (|h_T| sqrt(alpha^T K alpha)); both dot products are one matmul against
+  the gallery's [G*T, E] tokens. Queries go through `jax.lax.map` in blocks of `block` (Q padded).
   """
   q, e = text.shape
+  g, t, _ = tokens.shape
   nb = -(-q // block)
   pad = nb * block - q
   text = jnp.pad(l2_normalize(text), ((0, pad), (0, 0))).reshape(nb, block, e)
   sketch = jnp.pad(sketch, ((0, pad), (0, 0))).reshape(nb, block, e)
+  flat = tokens.reshape(g * t, e)
+  gram = jnp.einsum("gte,gse->gts", tokens, tokens).astype(jnp.float32)
 
   def one(args):
-    t, s = args
-    pooled, _ = reweight(tokens, s, scale)
-    return jnp.einsum("qe,qge->qg", t, l2_normalize(pooled).astype(t.dtype))
+    tx, sk = args
+    both = (jnp.concatenate([sk, tx]) @ flat.T).astype(jnp.float32).reshape(2, block, g, t)
+    alpha = jax.nn.softmax(scale * both[0], axis=-1)
+    numerator = jnp.sum(alpha * both[1], axis=-1)
+    norm2 = jnp.einsum("qgt,gts,qgs->qg", alpha, gram, alpha)
+    return numerator / jnp.sqrt(jnp.maximum(norm2, 1e-12))
 
   return jax.lax.map(one, (text, sketch)).reshape(nb * block, -1)[:q]
 
@@ -255,25 +261,3 @@ class TIRG(nn.Module):
     w_gate = self.param("w_gate", nn.initializers.constant(1.0), ())
     w_res = self.param("w_res", nn.initializers.constant(10.0), ())
     return w_gate * gate * x + w_res * res
-
-
-def ink_mask(sketch_images, size: int, threshold: int = 128) -> np.ndarray:
-  """uint8 [B, S, S, 3] sketches (dark ink on white) -> float32 [B, size, size] in {0, 1}.
-
-  A pixel is ink where its channel mean < threshold. Resized by "any ink in the covered area":
-  output cell i covers source rows [floor(i S / size), ceil((i + 1) S / size)), so thin strokes
-  survive downsampling (max-pooling for an integer factor; nearest for upsampling).
-  """
-  images = np.asarray(sketch_images)
-  if images.ndim != 4 or images.shape[-1] != 3 or images.shape[1] != images.shape[2]:
-    raise ValueError(f"ink_mask: expected [B, S, S, 3] images, got {images.shape}")
-  ink = (images.astype(np.float32).mean(axis=-1) < threshold).astype(np.int32)
-  s = ink.shape[1]
-  if s == size:
-    return ink.astype(np.float32)
-  table = np.pad(ink.cumsum(1).cumsum(2), ((0, 0), (1, 0), (1, 0)))  # summed-area table
-  i = np.arange(size)
-  lo, hi = (i * s) // size, -((-(i + 1) * s) // size)
-  count = (table[:, hi][:, :, hi] - table[:, lo][:, :, hi]
-           - table[:, hi][:, :, lo] + table[:, lo][:, :, lo])
-  return (count > 0).astype(np.float32)

@@ -8,6 +8,7 @@ and the per-row training config.
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 
 import jax
@@ -42,15 +43,16 @@ class Towers:
     """CLIP-normalised images -> [B, E] (and the tokens with return_tokens=True)."""
     return self.img.apply({"params": img_params}, images, **kwargs)
 
-  def patch_tokens(self, img_params, images: jax.Array) -> jax.Array:
-    """[B, P, E]: every patch token through the tower's own ln_post and projection (the CLS embedding's path)."""
-    _, tokens = self.image(img_params, images, return_tokens=True)
+  def embed_and_patches(self, img_params, images: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """([B, E] the embedding, [B, P, E] every patch token through the tower's own ln_post and projection,
+    the CLS embedding's path) from one pass."""
+    embeds, tokens = self.image(img_params, images, return_tokens=True)
     x = tokens[:, 1:].astype(jnp.float32)
     ln = img_params["ln_post"]
     mean = jnp.mean(x, -1, keepdims=True)
     var = jnp.var(x, -1, keepdims=True)
     x = (x - mean) * jax.lax.rsqrt(var + self.eps) * ln["scale"] + ln["bias"]
-    return x @ img_params["proj"]
+    return embeds, x @ img_params["proj"]
 
   def text(self, txt_params, tokens: jax.Array) -> jax.Array:
     return self.txt.apply({"params": txt_params}, tokens)
@@ -87,3 +89,27 @@ def row_train_config(train_block: ml_collections.ConfigDict, method: str, seed: 
   c.num_steps = int(steps.get(method, c.num_steps))
   c.optim.lr = float(lrs.get(method, c.optim.lr))
   return c
+
+
+class FrozenFeatures:
+  """Memoises a frozen encoder's outputs by (its params, the input batch): a table's rows share one frozen
+  image tower or sketch encoder, so every row after the first reuses the gallery's features instead of
+  recomputing them. Keys are content digests, so a changed tower can never hit a stale entry."""
+
+  def __init__(self, fn):
+    self.fn, self.cache, self.hits = fn, {}, 0
+
+  @staticmethod
+  def digest(tree) -> str:
+    h = hashlib.sha1()
+    for leaf in jax.tree.leaves(tree):
+      h.update(np.ascontiguousarray(np.asarray(leaf)).tobytes())
+    return h.hexdigest()
+
+  def __call__(self, params, batch):
+    key = (self.digest(params), self.digest(batch))
+    if key in self.cache:
+      self.hits += 1
+    else:
+      self.cache[key] = jax.tree.map(np.asarray, self.fn(params, batch))
+    return self.cache[key]

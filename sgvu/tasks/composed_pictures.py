@@ -37,9 +37,9 @@ def composed_grid(sketches: Sequence[np.ndarray], texts: Sequence[str], hits: Se
 
 
 def top_hits(scores: np.ndarray, k: int, allowed: np.ndarray | None = None) -> np.ndarray:
-  """Indices of the k best images of one query's scores (ties: lower index first)."""
-  s = np.where(allowed, scores, -np.inf) if allowed is not None else scores
-  return np.argsort(-s, kind="stable")[:k]
+  """Indices of the k best images of one query's scores (ties: lower index first), among `allowed` if given."""
+  order = np.argsort(-np.asarray(scores), kind="stable")
+  return (order if allowed is None else order[np.asarray(allowed)[order]])[:k]
 
 
 def draw(config, predict_fns, params, arrays, workdir: str, *, within_category: bool, name: str) -> None:

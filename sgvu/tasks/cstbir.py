@@ -48,6 +48,7 @@ METHODS = {
     "stnet-ct-cls-od": Method("stnet", sr=False),
 }
 KS = (10, 20, 50, 100)
+NEW_PARAMS = r"(heads|tirg)/.*|placeholder"  # what no pretrained model provides
 
 
 def metric_names(evals) -> list[str]:
@@ -101,8 +102,10 @@ class SketchClassifierTask(Task):
 class CSTBIRTask(Task):
   """One row. Params: 'img', 'txt' (CLIP), 'sketch' (the frozen classifier), 'heads', 'placeholder', 'tirg'."""
 
-  def __init__(self, config, method: Method, towers, clip_params, sketch_params, source, train_rows, arrays):
+  def __init__(self, config, method: Method, towers, clip_params, sketch_params, source, train_rows, arrays,
+               features: dict | None = None):
     super().__init__(config)
+    self.features = {} if features is None else features  # the table's FrozenFeatures, shared by its rows
     self.method, self.towers, self.source, self.arrays = method, towers, source, arrays
     self.clip = {"img": clip_params["img"], "txt": clip_params["txt"]}
     self.sketch_params = sketch_params
@@ -140,17 +143,13 @@ class CSTBIRTask(Task):
     if path.startswith("sketch/"):
       return False  # trained as a classifier in its own stage, then frozen (as in the paper)
     if path.startswith(("img/", "txt/")):
-      return any(path.startswith(p) for p in self.config.cstbir.clip_trainable)
+      siamese = self.method.kind == "sketch-only" and composed_common.layernorm_or(())(path)
+      return siamese or any(path.startswith(p) for p in self.config.cstbir.clip_trainable)
     return True
 
   # -- encoders (pure)
   def image_embed(self, params, images):
     return self.towers.image(params["img"], preprocess.normalize_images(images))
-
-  def image_tokens(self, params, images):
-    """[B, P, E]: the image tower's patch tokens through the (CLIP-initialised) token projection."""
-    _, tokens = self.towers.image(params["img"], preprocess.normalize_images(images), return_tokens=True)
-    return self.heads.apply({"params": params["heads"]}, tokens[:, 1:], method=stnet.STNetHeads.project_tokens)
 
   def sketch_embed(self, params, sketches):
     emb, logits = self.classifier.apply({"params": params["sketch"]}, preprocess.normalize_images(sketches))
@@ -168,20 +167,51 @@ class CSTBIRTask(Task):
     return {"tokens": tokens, "kinds": kinds}
 
   # -- training
+  def frozen_features(self) -> bool:
+    """Whether training reads precomputed outputs of the frozen encoders (train_features) instead of pixels."""
+    return "img/" not in self.config.cstbir.clip_trainable and self.method.kind != "sketch-only"
+
+  def train_features(self) -> dict[str, np.ndarray]:
+    """The frozen encoders over the training split, once per table (the rows share the cache)."""
+    a, out = self.arrays, {}
+    fns = self.predict_parts()
+    cls, tokens = _in_batches(lambda x: fns["image"](self.clip["img"], x), a.images)
+    out.update(image_cls=cls, image_tokens=tokens)
+    if self.method.kind == "tirg":
+      out["sketch_cls"] = _in_batches(lambda x: fns["image"](self.clip["img"], x), a.sketches)[0]
+    if self.method.kind == "stnet":
+      out["sketch_emb"] = _in_batches(lambda x: fns["sketch"](self.sketch_params, x), a.sketches)[0]
+    return out
+
+  def _image(self, params, batch):
+    """(CLS embedding, projected patch tokens or None) of the batch's target images."""
+    if "image_cls" in batch:
+      tokens = batch["image_tokens"]
+    else:
+      cls, tokens = self.towers.image(params["img"], preprocess.normalize_images(batch["image"]), return_tokens=True)
+      batch = {**batch, "image_cls": cls}
+      tokens = tokens[:, 1:]
+    if self.method.kind != "stnet":
+      return batch["image_cls"], None
+    return batch["image_cls"], self.heads.apply({"params": params["heads"]}, tokens,
+                                                method=stnet.STNetHeads.project_tokens)
+
   def loss_fn(self, params, batch, rng):
     del rng
     m, s = self.method, self.config.cstbir
     positives = batch["image_index"][:, None] == batch["image_index"][None]
+    gallery, tokens = self._image(params, batch)
     if m.kind != "stnet":
-      query = self._query(params, batch["sketch"], batch["tokens"], batch["kinds"])
-      gallery = self.image_embed(params, batch["image"])
+      if "sketch_cls" in batch or "sketch" not in batch:
+        query = self._query_from(params, batch.get("sketch_cls"), batch["tokens"], batch["kinds"])
+      else:
+        query = self._query(params, batch["sketch"], batch["tokens"], batch["kinds"])
       logits = self.logit_scale * losses.l2_normalize(query) @ losses.l2_normalize(gallery).T
       loss = contrastive(logits, positives)
       return loss, {"ct": loss}
     h_t = self.text_embed(params, batch["tokens"], batch["kinds"])
-    h_s = self.heads.apply({"params": params["heads"]}, self.sketch_embed(params, batch["sketch"])[0],
-                           method=stnet.STNetHeads.project_sketch)
-    tokens = self.image_tokens(params, batch["image"])
+    sketch_emb = batch["sketch_emb"] if "sketch_emb" in batch else self.sketch_embed(params, batch["sketch"])[0]
+    h_s = self.heads.apply({"params": params["heads"]}, sketch_emb, method=stnet.STNetHeads.project_sketch)
     scale = self.heads.apply({"params": params["heads"]}, method=stnet.STNetHeads.scale)
     pooled, _ = stnet.reweight(tokens, h_s, scale)  # [Q=B, G=B, E]: every image under every query's sketch
     logits = self.logit_scale * jnp.einsum("qe,qge->qg", losses.l2_normalize(h_t), losses.l2_normalize(pooled))
@@ -202,47 +232,84 @@ class CSTBIRTask(Task):
     return sum(terms.values()), terms
 
   def _query(self, params, sketches, tokens, kinds):
-    kind = self.method.kind
-    if kind == "sketch-only":  # Siamese: the image tower embeds sketches too
+    if self.method.kind == "sketch-only":  # Siamese: the image tower embeds sketches too
       return self.image_embed(params, sketches)
+    sketch_cls = self.image_embed(params, sketches) if self.method.kind == "tirg" else None
+    return self._query_from(params, sketch_cls, tokens, kinds)
+
+  def _query_from(self, params, sketch_cls, tokens, kinds):
+    """The text-side query of the non-STNet rows, from the image tower's embedding of the sketch (tirg)."""
     t = self.text_embed(params, tokens, kinds)
-    if kind == "tirg":
-      return self.tirg.apply({"params": params["tirg"]}, self.image_embed(params, sketches), t)
+    if self.method.kind == "tirg":
+      return self.tirg.apply({"params": params["tirg"]}, sketch_cls, t)
     return t
 
   def train_iterator(self, batch_size, seed):
+    features = self.features_for_training() if self.frozen_features() else None
     return composed_pipeline.query_loader(self.arrays, dataset=self.source.name, batch_size=batch_size, seed=seed,
-                                          mask_size=self.config.cstbir.mask_size, tokenize=self.tokenize)
+                                          mask_size=self.config.cstbir.mask_size, tokenize=self.tokenize,
+                                          features=features)
+
+  def features_for_training(self) -> dict[str, np.ndarray]:
+    key = ("train", self.method.kind)
+    if key not in self.features:
+      self.features[key] = self.train_features()
+    return self.features[key]
 
   # -- evaluation: predict functions for sgvu.evaluators.composed
+  def predict_parts(self) -> dict:
+    """The image tower ((CLS, patch tokens) of uint8 images) and the sketch classifier ((embedding, logits));
+    through the table's FrozenFeatures caches where frozen."""
+    def image_tower(p, x):
+      cls, tokens = self.towers.image(p, preprocess.normalize_images(x), return_tokens=True)
+      return cls, tokens[:, 1:]
+    image = jax.jit(image_tower)
+    sketch = jax.jit(lambda p, x: self.sketch_embed({"sketch": p}, x))
+    if self.frozen_features():
+      image = self.features.setdefault("image", composed_common.FrozenFeatures(image))
+    return {"image": image, "sketch": self.features.setdefault("sketch", composed_common.FrozenFeatures(sketch))}
+
   def predict_fns(self):
-    jit = jax.jit
-    if self.method.kind == "stnet":
-      def queries(p, sketches, tokens, kinds):
-        h_s = self.heads.apply({"params": p["heads"]}, self.sketch_embed(p, sketches)[0],
-                               method=stnet.STNetHeads.project_sketch)
-        return self.text_embed(p, tokens, kinds), h_s
-      queries, images = jit(queries), jit(self.image_tokens)
-
-      def score(p, q, g):
-        scale = self.heads.apply({"params": p["heads"]}, method=stnet.STNetHeads.scale)
-        return stnet.blocked_scores(jnp.asarray(q[0]), jnp.asarray(q[1]), jnp.asarray(g), scale,
-                                    block=self.config.cstbir.score_block)
-    else:
-      queries, images = jit(self._query), jit(self.image_embed)
-
-      def score(p, q, g):
-        del p
-        return losses.l2_normalize(jnp.asarray(q)) @ losses.l2_normalize(jnp.asarray(g)).T
-    predict_name = jit(lambda p, x: jnp.argmax(self.sketch_embed(p, x)[1], -1))
+    """Frozen encoders (the sketch classifier; the image tower unless cstbir.clip_trainable has 'img/') go
+    through the table's FrozenFeatures caches, so each row after the first reuses the gallery's features."""
+    jit, kind = jax.jit, self.method.kind
+    parts = self.predict_parts()
+    image_feats, sketch_feats = parts["image"], parts["sketch"]
+    text = jit(self.text_embed)
+    heads = lambda fn: jit(lambda p, x: self.heads.apply({"params": p["heads"]}, x, method=fn))
+    project_sketch, project_tokens = heads(stnet.STNetHeads.project_sketch), heads(stnet.STNetHeads.project_tokens)
+    tirg = jit(lambda p, x, t: self.tirg.apply({"params": p["tirg"]}, x, t))
     train_names = np.flatnonzero(np.asarray(self.class_row) >= 0)  # source labels of the classifier's rows
 
     def embed_queries(p, sketches, texts, labels):
-      if self.method.kind == "two-stage":  # the sketch classifier names the object; CLIP does the rest
-        labels = train_names[np.asarray(predict_name(p, sketches))]
+      if kind == "two-stage":  # the sketch classifier names the object; CLIP does the rest
+        labels = train_names[np.argmax(sketch_feats(p["sketch"], sketches)[1], -1)]
+      if kind == "sketch-only":
+        return image_feats(p["img"], sketches)[0]
       t = self.tokenize(texts, labels)
-      return queries(p, sketches, jnp.asarray(t["tokens"]), jnp.asarray(t["kinds"]))
-    return {"embed_queries": embed_queries, "embed_images": images, "score": score}
+      h_t = text(p, jnp.asarray(t["tokens"]), jnp.asarray(t["kinds"]))
+      if kind == "tirg":
+        return tirg(p, image_feats(p["img"], sketches)[0], h_t)
+      if kind == "stnet":
+        return h_t, project_sketch(p, sketch_feats(p["sketch"], sketches)[0])
+      return h_t
+
+    def embed_images(p, images):
+      cls, tokens = image_feats(p["img"], images)
+      return project_tokens(p, tokens) if kind == "stnet" else cls
+
+    def score(p, q, g):
+      if kind == "stnet":
+        scale = self.heads.apply({"params": p["heads"]}, method=stnet.STNetHeads.scale)
+        return stnet.blocked_scores(jnp.asarray(q[0]), jnp.asarray(q[1]), jnp.asarray(g), scale,
+                                    block=self.config.cstbir.score_block)
+      return losses.l2_normalize(jnp.asarray(q)) @ losses.l2_normalize(jnp.asarray(g)).T
+    return {"embed_queries": embed_queries, "embed_images": embed_images, "score": score}
+
+
+def _in_batches(fn, x: np.ndarray, size: int = 256):
+  parts = [fn(x[i:i + size]) for i in range(0, len(x), size)]
+  return tuple(np.concatenate([np.asarray(p[j]) for p in parts]) for j in range(len(parts[0])))
 
 
 def train_rows(source) -> np.ndarray:
@@ -320,14 +387,17 @@ def table(config: ml_collections.ConfigDict, workdir: str) -> experiment.Table:
   train_arrays = render("train")
   arrays = {name: render(name) for name, _ in spec.splits}
   rows = train_rows(source)
+  features = {}  # frozen encoders' outputs, shared by every row (CSTBIRTask.predict_fns)
   sketch_params, stage_info = sketch_stage(config, os.path.join(workdir, "sketch_stage"), clip_cfg, clip_params,
                                            train_arrays, rows)
 
   def run_row(name: str, seed: int, directory: str) -> dict:
-    task = CSTBIRTask(config, METHODS[name], towers, clip_params, sketch_params, source, rows, train_arrays)
+    task = CSTBIRTask(config, METHODS[name], towers, clip_params, sketch_params, source, rows, train_arrays, features)
     evals = evaluators.build(config.evals, task.predict_fns(), arrays=arrays, batch_size=config.eval_batch_size)
     tc = composed_common.row_train_config(config.cstbir_train, name, seed, dict(config.cstbir.steps),
                                           dict(config.cstbir.lrs))
+    if config.cstbir.heads_lr:  # the new heads start from scratch; the CLIP towers at the row's lr
+      tc.optim.param_lrs = ((NEW_PARAMS, float(config.cstbir.heads_lr)),)
     setup = train.build(task, tc)
     params, records = train.fit(task, tc, directory, setup=setup, evaluate=lambda p: evaluators.run_all(evals, p))
     if seed == 0 and name == config.grid_method:

@@ -105,6 +105,10 @@ class DuetTask(Task):
   def embed_image(self, params, images):
     return self.towers.image(params["img"], preprocess.normalize_images(images))
 
+  def embed_regions(self, params, images):
+    """([B, E] embeddings, [B, P, E] patch tokens in the joint space) from one tower pass."""
+    return self.towers.embed_and_patches(params["img"], preprocess.normalize_images(images))
+
   def pseudo_word(self, params, embeds, rng=None):
     """[B, E] image embeddings -> [B, 1, W] pseudo-word tokens."""
     det = rng is None
@@ -123,9 +127,13 @@ class DuetTask(Task):
   def loss_fn(self, params, batch, rng):
     m, d = self.method, self.config.duet
     sk = self.embed_image(params, batch["sketch"])
-    ph = self.embed_image(params, batch["photo"])
+    if m.kind == "ours" and m.rt:  # one tower pass gives both the embedding and the region tokens
+      ph, regions_p = self.embed_regions(params, batch["photo"])
+      ng, regions_n = self.embed_regions(params, batch["neg_photo"])
+    else:
+      ph = self.embed_image(params, batch["photo"])
+      ng = None if m.kind == "pic2word" else self.embed_image(params, batch["neg_photo"])
     if m.kind == "sketch-only":
-      ng = self.embed_image(params, batch["neg_photo"])
       loss = losses.triplet(sk, ph, ng, d.margin)
       return loss, {"triplet": loss}
     if m.kind == "pic2word":  # photos only: "a photo of *" with * = C_v2w(V(photo)) against V(photo)
@@ -133,7 +141,6 @@ class DuetTask(Task):
       text = self.query(params, d.pic2word_template, word)
       loss = losses.infonce(ph, text, self.logit_scale)
       return loss, {"contrastive": loss}
-    ng = self.embed_image(params, batch["neg_photo"])
     rngs = jax.random.split(rng, 3)
     word = self.pseudo_word(params, sk, rngs[0])
     q = self.query(params, "### *", word)
@@ -143,11 +150,10 @@ class DuetTask(Task):
       terms["comp"] = d.comp_weight * losses.triplet(self.query(params, "### * +", word, delta), ph, ng, d.margin)
     if m.reg:
       choice = jax.random.randint(rngs[2], (), 0, len(d.neutral_texts))
-      neutral = jnp.stack([self.query(params, f"### * {t}", word) for t in d.neutral_texts])[choice]
+      neutral = jax.lax.switch(choice, [lambda w, t=t: self.query(params, f"### * {t}", w) for t in d.neutral_texts],
+                               word)  # only the drawn text's branch runs
       terms["reg"] = d.reg_weight * duet_models.neutral_regulariser(neutral, q)
     if m.rt:
-      regions_p = self.towers.patch_tokens(params["img"], preprocess.normalize_images(batch["photo"]))
-      regions_n = self.towers.patch_tokens(params["img"], preprocess.normalize_images(batch["neg_photo"]))
       sim_p = duet_models.region_similarity(q, regions_p, d.region_temperature)
       sim_n = duet_models.region_similarity(q, regions_n, d.region_temperature)
       terms["rt"] = d.rt_weight * jnp.mean(jax.nn.relu(sim_n - sim_p + d.margin))
@@ -279,11 +285,13 @@ def table(config: ml_collections.ConfigDict, workdir: str) -> experiment.Table:
   clip = clip_pretrain.clip_extra(_clip_view(config))["clip"]
   test = arrays["test"]
   per_category = float(np.mean([np.sum(test.image_labels == l) for l in test.labels]))
+  validation = bool(config.data.reader_options.get("holdout_every", 0))
   return experiment.Table(
-      name=config.name, split="test", metrics=METRICS, methods=tuple(config.methods), run_row=run_row,
+      name=config.name, split="val" if validation else "test", metrics=METRICS, methods=tuple(config.methods), run_row=run_row,
       settings=lambda name: {"config": config, "method": name}, trains=lambda name: METHODS[name].trains,
       seeds=config.seeds, gallery_size=int(round(per_category)),
-      description=(f"{len(test)} sketch+text queries, each among the {per_category:.0f} photos of its category "
+      description=(f"{len(test)} sketch+text queries ({'held-out seen' if validation else 'unseen'} categories), "
+                   f"each among the {per_category:.0f} photos of its category "
                    f"({config.data.dataset}; CLIP {clip.get('source')})"),
       smoke_test=config.get("smoke_test", False), extra={"clip": clip, "chance": {
           "Acc@1": 1 / per_category, "Acc@10": min(10 / per_category, 1.0)}},
