@@ -107,6 +107,7 @@ def add_duet(c: ml_collections.ConfigDict, arg: str) -> ml_collections.ConfigDic
     c.data.sketches_per_photo = 1
     c.data.num_workers = 0
     c.duet_train.update(batch_size=8, num_steps=3, log_every=1, checkpoint_every=3)
+    c.duet.steps = ()
     c.duet.v2w_hidden = 32
     c.duet.decoder_width = 8
     c.grid_queries = 3
@@ -146,6 +147,7 @@ def add_duet_paper(c: ml_collections.ConfigDict, variant: str, arg: str) -> ml_c
                               optim=optim_config(name="adam", lr=1e-4))
   if arg == "small":
     c.duet_train.update(batch_size=4, num_steps=2, log_every=1, checkpoint_every=2)
+    c.duet.steps = ()
     c.duet.v2w_hidden = 16
     c.duet.decoder_width = 8
   return c
