@@ -12,6 +12,7 @@ from PIL import Image
 import fixtures_data as fx
 from sgvu.data import BadSample, DataError
 from sgvu.data import composed as C
+from sgvu.data import registry as data_registry
 from sgvu.data import composed_real as R
 from sgvu.data.synth import catalog, palette
 from sgvu.data.synth import caption as caption_lib
@@ -163,19 +164,19 @@ def test_instance_texts_deterministic_varied_and_picklable(instances):
 
 
 def test_registry():
-  assert set(C.COMPOSED_DATASETS) == {"synth_scenes", "synth_instances", "cstbir", "fscoco", "shoev2_duet",
+  assert set(data_registry.COMPOSED_DATASETS) == {"synth_scenes", "synth_instances", "cstbir", "fscoco", "shoev2_duet",
                                       "chairv2_duet"}
   with pytest.raises(DataError, match="valid: .*cstbir"):
-    C.get_composed_source("cstbirr")
+    data_registry.get_composed_source("cstbirr")
   with pytest.raises(DataError, match="bad option"):
-    C.get_composed_source("synth_scenes", num_trian=3)
+    data_registry.get_composed_source("synth_scenes", num_trian=3)
   with pytest.raises(DataError, match="takes no root"):
-    C.get_composed_source("synth_instances", "/tmp")
-  src = C.get_composed_source("synth_scenes", categories=CATS, num_test_5k_queries=2, num_open_queries=1, **SMALL)
+    data_registry.get_composed_source("synth_instances", "/tmp")
+  src = data_registry.get_composed_source("synth_scenes", categories=CATS, num_test_5k_queries=2, num_open_queries=1, **SMALL)
   assert isinstance(src, C.SynthComposedScenes)
   assert [len(src.split(s).queries) for s in ("test5k", "open")] == [2, 1]
   with pytest.raises(DataError, match="cstbir: dataset root"):
-    C.get_composed_source("cstbir", "/nonexistent")
+    data_registry.get_composed_source("cstbir", "/nonexistent")
 
 
 # ---------------------------------------------------------------------------- CSTBIR
@@ -219,7 +220,7 @@ def _write_cstbir(root, unknown_split=True):
 def test_cstbir_reader(tmp_path):
   root = str(tmp_path)
   _write_cstbir(root)
-  src = C.get_composed_source("cstbir", root)
+  src = data_registry.get_composed_source("cstbir", root)
   assert src.kind == "scene" and src.categories == ("car", "cup", "kite", "shoe")
   skipped = dict(src.skipped)
   assert set(skipped) == {os.path.join(root, "images", "bad.jpg"), os.path.join(root, "sketches", "empty.ndjson"),
@@ -297,7 +298,7 @@ def test_fscoco_reader(tmp_path):
   ids = _write_fscoco(root)
   os.remove(os.path.join(root, "images", ids[1] + ".jpg"))
   open(os.path.join(root, "text", ids[2] + ".txt"), "w").close()
-  src = C.get_composed_source("fscoco", root)
+  src = data_registry.get_composed_source("fscoco", root)
   assert src.categories == ("scene",)
   assert sorted(dict(src.skipped)) == sorted([os.path.join(root, "images", ids[1] + ".jpg"),
                                               os.path.join(root, "text", ids[2] + ".txt")])
@@ -334,7 +335,7 @@ def test_qmul_duet(tmp_path):
     wr.writerow([keys["train"][0], "black [sketch] with white laces"])
     wr.writerow([keys["test"][1], "high heel"])
     wr.writerow(["/train/0000_1", "a * nowhere"])
-  src = C.get_composed_source("shoev2_duet", str(tmp_path))
+  src = data_registry.get_composed_source("shoev2_duet", str(tmp_path))
   assert src.kind == "instance" and src.categories == ("shoe",)
   assert [k for k, _ in src.skipped] == [os.path.join(w["folder"], "texts.csv") + "[/train/0000_1]"]
   for name in ("train", "test"):
@@ -350,9 +351,9 @@ def test_qmul_duet(tmp_path):
       assert C.render_query_sketch(src, q, 32).shape == (32, 32, 3)
   assert src.load_image("train", 0).shape == (40, 48, 3)
   with pytest.raises(DataError, match="missing"):
-    C.get_composed_source("shoev2_duet", str(tmp_path), texts=os.path.join(str(tmp_path), "none.csv"))
+    data_registry.get_composed_source("shoev2_duet", str(tmp_path), texts=os.path.join(str(tmp_path), "none.csv"))
   with pytest.raises(DataError, match="fixed"):
-    C.get_composed_source("shoev2_duet", str(tmp_path), variant="ChairV2")
+    data_registry.get_composed_source("shoev2_duet", str(tmp_path), variant="ChairV2")
 
 
 def test_instance_validation_holds_out_seen_categories():

@@ -203,3 +203,22 @@ def test_grid_hits_stay_in_the_category():
   assert list(composed_pictures.top_hits(scores, 3)) == [1, 3, 2]
   allowed = np.array([True, False, True, False, True])
   assert list(composed_pictures.top_hits(scores, 10, allowed)) == [2, 4, 0]
+
+
+def test_frozen_features_are_reused_only_for_the_same_params_and_batch():
+  from sgvu.tasks import composed_common
+  calls = []
+
+  def encoder(params, x):
+    calls.append(1)
+    return x * params["w"]
+
+  cached = composed_common.FrozenFeatures(encoder)
+  x = np.arange(6, dtype=np.float32).reshape(2, 3)
+  p = {"w": np.float32(2.0)}
+  np.testing.assert_array_equal(cached(p, x), x * 2)
+  np.testing.assert_array_equal(cached({"w": np.float32(2.0)}, x.copy()), x * 2)  # equal content: a hit
+  assert len(calls) == 1 and cached.hits == 1
+  np.testing.assert_array_equal(cached({"w": np.float32(3.0)}, x), x * 3)  # changed tower: recomputed
+  np.testing.assert_array_equal(cached(p, x + 1), (x + 1) * 2)  # another batch: recomputed
+  assert len(calls) == 3

@@ -20,9 +20,9 @@ CONFIGS = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, 
 TABLES = {"zs_sbir", "zs_sbir_ablations", "fg_zs_sbir", "fg_sbir", "on_the_fly", "on_the_fly_rewards",
           "zs_sbir_sketchy", "zs_sbir_tuberlin", "zs_sbir_quickdraw", "fg_zs_sbir_sketchy", "on_the_fly_shoev2",
           "on_the_fly_chairv2", "clip_pretrain", "localization", "localization_long", "localization_coco",
-          "localization_voc", "context", "context_voc_sketchy"}
+          "localization_voc", "context", "context_voc_sketchy", "cstbir", "cstbir_vg", "duet", "duet_shoev2"}
 SEEDED_TABLES = {"zs_sbir", "zs_sbir_ablations", "fg_zs_sbir", "on_the_fly", "on_the_fly_rewards", "localization",
-                 "localization_long", "context"}
+                 "localization_long", "context", "cstbir", "duet"}
 
 
 def _config(name: str, arg: str = "") -> ml_collections.ConfigDict:

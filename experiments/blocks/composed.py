@@ -131,8 +131,8 @@ def add_cstbir_paper(c: ml_collections.ConfigDict, arg: str) -> ml_collections.C
                                 optim=optim_config(name="adamw", lr=1e-5, weight_decay=0.05))
   if arg == "small":
     c.data.reader_options = ml_collections.ConfigDict({"verify": "quick"})
-    c.cstbir_train.update(batch_size=4, num_steps=2, log_every=1, checkpoint_every=2, optim=optim_config(lr=1e-4))
-    c.sketch_train.update(batch_size=4, num_steps=2, log_every=1, checkpoint_every=2)
+    c.cstbir_train.update(batch_size=8, num_steps=2, log_every=1, checkpoint_every=2, optim=optim_config(lr=1e-4))
+    c.sketch_train.update(batch_size=8, num_steps=2, log_every=1, checkpoint_every=2)
     c.cstbir.mask_size = 16
     c.cstbir.score_block = 8
   return c
@@ -146,7 +146,7 @@ def add_duet_paper(c: ml_collections.ConfigDict, variant: str, arg: str) -> ml_c
   c.duet_train = train_config(batch_size=64, num_steps=20_000, log_every=100, checkpoint_every=1000,
                               optim=optim_config(name="adam", lr=1e-4))
   if arg == "small":
-    c.duet_train.update(batch_size=4, num_steps=2, log_every=1, checkpoint_every=2)
+    c.duet_train.update(batch_size=8, num_steps=2, log_every=1, checkpoint_every=2)
     c.duet.steps = ()
     c.duet.v2w_hidden = 16
     c.duet.decoder_width = 8

@@ -16,7 +16,7 @@ import dataclasses
 import functools
 import itertools
 import zlib
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -367,42 +367,3 @@ class SynthComposedInstances(ComposedSource):
 
   def load_sketch(self, query: ComposedQuery) -> base.Sketch:
     return self.photo_source.load_sketch(base.SketchItem(query.sketch, query.label, query.target))
-
-
-# ---------------------------------------------------------------------------- by name
-
-
-def _synth(cls_name: str) -> Callable[..., ComposedSource]:
-  def make(root: str | None, **options: Any) -> ComposedSource:
-    if root is not None:
-      raise base.DataError(f"{cls_name}: takes no root (got {root!r}); it is generated, not read")
-    from sgvu.data.registry import construct  # pylint: disable=g-import-not-at-top
-    return construct(cls_name, globals()[cls_name], **options)
-  return make
-
-
-def _real(cls_name: str, **fixed: Any) -> Callable[..., ComposedSource]:
-  def make(root: str | None, **options: Any) -> ComposedSource:
-    from sgvu.data import composed_real  # pylint: disable=g-import-not-at-top
-    from sgvu.data.registry import construct  # pylint: disable=g-import-not-at-top
-    if set(fixed) & set(options):
-      raise base.DataError(f"{cls_name}: option(s) {sorted(set(fixed) & set(options))} are fixed by the dataset name")
-    return construct(cls_name, getattr(composed_real, cls_name), root, **fixed, **options)
-  return make
-
-
-COMPOSED_DATASETS: dict[str, Callable[..., ComposedSource]] = {
-    "synth_scenes": _synth("SynthComposedScenes"),
-    "synth_instances": _synth("SynthComposedInstances"),
-    "cstbir": _real("CSTBIR"),
-    "fscoco": _real("FSCOCO"),
-    "shoev2_duet": _real("QMULDuet", variant="ShoeV2"),
-    "chairv2_duet": _real("QMULDuet", variant="ChairV2"),
-}
-
-
-def get_composed_source(name: str, root: str | None = None, **options: Any) -> ComposedSource:
-  """The composed-retrieval dataset `name` read from `root` (None for the synthetic ones)."""
-  if name not in COMPOSED_DATASETS:
-    raise base.DataError(f"unknown composed dataset {name!r}; valid: {sorted(COMPOSED_DATASETS)}")
-  return COMPOSED_DATASETS[name](root, **options)

@@ -267,6 +267,7 @@ class QMULDuet(_FileSource):
 
   def __init__(self, root: str | None, variant: str = "ShoeV2", texts: str | None = None, strict: bool = False):
     self.qmul = qmul.QMUL(root, variant=variant, strict=strict)
+    self.photo_source = self.qmul  # the sketch/photo pairs the duet trains on (no text)
     self._start(f"{self.qmul.name}_duet", strict, "none")
     self.root, self.variant, self.categories = root, variant, self.qmul.categories
     if texts is None:

@@ -108,3 +108,40 @@ def get_tfds_source(name: str, data_dir: str, **options: Any) -> Source:
   Which datasets have one: sgvu.data.tfds_format.DATASETS."""
   from sgvu.data import tfds_source  # pylint: disable=g-import-not-at-top
   return tfds_source.open(name, data_dir, **options)
+
+
+# Composed (sketch + text) retrieval datasets (sgvu.data.composed): their own interface, so their own table.
+def _composed_synth(cls_name: str) -> Callable[..., Any]:
+  def make(root: str | None, **options: Any):
+    if root is not None:
+      raise DataError(f"{cls_name}: takes no root (got {root!r}); it is generated, not read")
+    from sgvu.data import composed  # pylint: disable=g-import-not-at-top
+    return construct(cls_name, getattr(composed, cls_name), **options)
+  return make
+
+
+def _composed_real(cls_name: str, **fixed: Any) -> Callable[..., Any]:
+  def make(root: str | None, **options: Any):
+    from sgvu.data import composed_real  # pylint: disable=g-import-not-at-top
+    if set(fixed) & set(options):
+      raise DataError(f"{cls_name}: option(s) {sorted(set(fixed) & set(options))} are fixed by the dataset name")
+    return construct(cls_name, getattr(composed_real, cls_name), root, **fixed, **options)
+  return make
+
+
+COMPOSED_DATASETS: dict[str, Callable[..., Any]] = {
+    "synth_scenes": _composed_synth("SynthComposedScenes"),
+    "synth_instances": _composed_synth("SynthComposedInstances"),
+    "cstbir": _composed_real("CSTBIR"),
+    "fscoco": _composed_real("FSCOCO"),
+    "shoev2_duet": _composed_real("QMULDuet", variant="ShoeV2"),
+    "chairv2_duet": _composed_real("QMULDuet", variant="ChairV2"),
+}
+
+
+def get_composed_source(name: str, root: str | None = None, **options: Any):
+  """The composed-retrieval dataset `name` (a sgvu.data.composed.ComposedSource) read from `root` (None for
+  the synthetic ones)."""
+  if name not in COMPOSED_DATASETS:
+    raise DataError(f"unknown composed dataset {name!r}; valid: {sorted(COMPOSED_DATASETS)}")
+  return COMPOSED_DATASETS[name](root, **options)

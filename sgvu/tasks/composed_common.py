@@ -19,9 +19,37 @@ import numpy as np
 from sgvu.models import pseudo_words
 from sgvu.models.text import TextTransformer
 from sgvu.models.vit import VisionTransformer
-from sgvu.tasks.zs_sbir import LAYERNORM_PATHS, load_clip  # noqa: F401  (re-exported)
+from sgvu.data import registry as data_registry
+from sgvu.tasks import zs_sbir
+from sgvu.tasks.zs_sbir import LAYERNORM_PATHS
 
 SLOT_MARKERS = "#*+"  # '#': a learned prompt token, '*': the sketch's token, '+': a second (composition) token
+
+
+def clip_view(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The config as the CLIP loaders read it: a SynthSketch dataset ('synth_scenes', 'synth_instances') means
+  'the SynthSketch CLIP may be pretrained or shipped here', which they spell data.dataset == 'synth'."""
+  view = ml_collections.ConfigDict(config.to_dict())
+  if config.data.dataset.startswith("synth"):
+    view.data.dataset = "synth"
+  return view
+
+
+def load_clip(config: ml_collections.ConfigDict):
+  """(clip config, params, tokenizer): model.clip_init, or the shipped / cached SynthSketch CLIP."""
+  return zs_sbir.load_clip(clip_view(config))
+
+
+def make_source(config: ml_collections.ConfigDict):
+  """config.data -> the composed-retrieval source (sgvu.data.composed)."""
+  d = config.data
+  options = d.reader_options.to_dict()
+  if d.dataset == "synth_scenes":
+    return data_registry.get_composed_source(d.dataset, seed=d.synth_seed, **options)
+  if d.dataset == "synth_instances":
+    return data_registry.get_composed_source(d.dataset, seed=d.synth_seed, photos_per_category=d.photos_per_category,
+                                             sketches_per_photo=d.sketches_per_photo, **options)
+  return data_registry.get_composed_source(d.dataset, root=d.root, strict=d.strict, **options)
 
 
 def layernorm_or(patterns: tuple[str, ...]):

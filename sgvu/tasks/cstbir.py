@@ -350,7 +350,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if unknown or not config.methods:
     raise ValueError(f"config.methods: unknown {unknown} (or empty); valid: {sorted(METHODS)}")
   configs.check_choice(config, "data.dataset", ["synth_scenes", "cstbir", "fscoco"])
-  clip_pretrain.validate_clip_init(_clip_view(config))
+  clip_pretrain.validate_clip_init(composed_common.clip_view(config))
   configs.validate_train(config.cstbir_train)
   configs.validate_train(config.sketch_train)
   evaluators.validate(config.evals)
@@ -362,26 +362,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
   configs.check_positive(config, "cstbir.mask_size", "cstbir.score_block", "eval_batch_size")
 
 
-def _clip_view(config):
-  view = ml_collections.ConfigDict(config.to_dict())
-  if config.data.dataset.startswith("synth"):
-    view.data.dataset = "synth"
-  return view
-
-
-def make_source(config):
-  d = config.data
-  if d.dataset == "synth_scenes":
-    return composed.get_composed_source(d.dataset, seed=d.synth_seed, **d.reader_options.to_dict())
-  return composed.get_composed_source(d.dataset, root=d.root, strict=d.strict, **d.reader_options.to_dict())
-
-
 def table(config: ml_collections.ConfigDict, workdir: str) -> experiment.Table:
   """Seed 000's CSTBIR table: every row trained on the train scenes, scored on Test-1K, Test-5K and open."""
-  clip_cfg, clip_params, tokenizer = composed_common.load_clip(_clip_view(config))
+  clip_cfg, clip_params, tokenizer = composed_common.load_clip(config)
   towers = composed_common.Towers(clip_cfg, tokenizer)
   size = clip_cfg.vision.image_size
-  source = make_source(config)
+  source = composed_common.make_source(config)
   spec = next(iter(config.evals.values()))
   render = lambda name: composed_pipeline.materialize_split(source, name, size, strict=config.data.strict)
   train_arrays = render("train")
@@ -405,7 +391,7 @@ def table(config: ml_collections.ConfigDict, workdir: str) -> experiment.Table:
                              within_category=False, name=name)
     return {**{k: v for k, v in records[-1].items() if k != "step"}, "trainable_params": int(setup.num_trainable)}
 
-  clip = clip_pretrain.clip_extra(_clip_view(config))["clip"]
+  clip = clip_pretrain.clip_extra(composed_common.clip_view(config))["clip"]
   sizes = ", ".join(f"{label}: {len(arrays[n])} queries / {len(arrays[n].images)} images" for n, label in spec.splits)
   return experiment.Table(
       name=config.name, split="test", metrics=metric_names(config.evals), methods=tuple(config.methods),

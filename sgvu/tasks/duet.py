@@ -225,11 +225,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   unknown = [m for m in config.methods if m not in METHODS]
   if unknown or not config.methods:
     raise ValueError(f"config.methods: unknown {unknown} (or empty); valid: {sorted(METHODS)}")
-  configs.check_choice(config, "data.dataset", sorted(composed.COMPOSED_DATASETS))
-  if composed.COMPOSED_DATASETS and config.data.dataset in ("synth_scenes", "cstbir", "fscoco"):
-    raise ValueError(f"config.data.dataset={config.data.dataset!r} is scene-level; the duet is instance-level "
-                     "(synth_instances, shoev2_duet, chairv2_duet)")
-  clip_pretrain.validate_clip_init(_clip_view(config))
+  configs.check_choice(config, "data.dataset", ["synth_instances", "shoev2_duet", "chairv2_duet"])
+  clip_pretrain.validate_clip_init(composed_common.clip_view(config))
   configs.validate_train(config.duet_train)
   evaluators.validate(config.evals)
   if len(config.duet.neutral_texts) < 1:
@@ -237,28 +234,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
   configs.check_positive(config, "duet.num_prompts", "duet.margin", "eval_batch_size")
 
 
-def _clip_view(config):
-  """validate_clip_init reads data.dataset == 'synth' as 'the SynthSketch CLIP may be pretrained here'."""
-  view = ml_collections.ConfigDict(config.to_dict())
-  if config.data.dataset.startswith("synth"):
-    view.data.dataset = "synth"
-  return view
-
-
-def make_source(config):
-  d = config.data
-  if d.dataset == "synth_instances":
-    return composed.get_composed_source(d.dataset, seed=d.synth_seed, photos_per_category=d.photos_per_category,
-                                        sketches_per_photo=d.sketches_per_photo, **d.reader_options.to_dict())
-  return composed.get_composed_source(d.dataset, root=d.root, strict=d.strict, **d.reader_options.to_dict())
-
-
 def table(config: ml_collections.ConfigDict, workdir: str) -> experiment.Table:
   """Seed 002's table: every row of config.methods trained (if it trains) and scored on the test split."""
-  clip_cfg, clip_params, tokenizer = load_clip(config)
+  clip_cfg, clip_params, tokenizer = composed_common.load_clip(config)
   towers = composed_common.Towers(clip_cfg, tokenizer)
   image_size = clip_cfg.vision.image_size
-  source = make_source(config)
+  source = composed_common.make_source(config)
   if config.data.materialize and hasattr(source, "photo_source"):
     pipeline.materialize(source.photo_source, image_size, splits=("train",), num_workers=2)
   arrays = {"test": composed_pipeline.materialize_split(source, "test", image_size, strict=config.data.strict,
@@ -282,7 +263,7 @@ def table(config: ml_collections.ConfigDict, workdir: str) -> experiment.Table:
                              name=name)
     return {**{k: v for k, v in result.items() if k != "step"}, "trainable_params": int(trainable)}
 
-  clip = clip_pretrain.clip_extra(_clip_view(config))["clip"]
+  clip = clip_pretrain.clip_extra(composed_common.clip_view(config))["clip"]
   test = arrays["test"]
   per_category = float(np.mean([np.sum(test.image_labels == l) for l in test.labels]))
   validation = bool(config.data.reader_options.get("holdout_every", 0))
@@ -298,9 +279,6 @@ def table(config: ml_collections.ConfigDict, workdir: str) -> experiment.Table:
       fingerprint=experiment.table_fingerprint(config), code=experiment.code_version(config.task),
       baseline="b-clip")
 
-
-def load_clip(config):
-  return composed_common.load_clip(_clip_view(config))
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
