@@ -20,3 +20,18 @@ if not flags.FLAGS.is_parsed():
 # Apart from the user's runs (other XLA flags, 8 devices): $SGVU_CACHE/xla-tests or ~/.cache/sgvu/xla-tests.
 # SGVU_COMPILE_CACHE=0 turns it off.
 compile_cache.enable(os.path.join(os.path.dirname(compile_cache.default_directory()), "xla-tests"))
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def module_sgvu_cache(tmp_path_factory):
+  """A fresh $SGVU_CACHE per test module: one pretrained tiny SynthSketch CLIP shared by the module's runs."""
+  old = os.environ.get("SGVU_CACHE")
+  os.environ["SGVU_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+  yield
+  if old is None:
+    os.environ.pop("SGVU_CACHE")
+  else:
+    os.environ["SGVU_CACHE"] = old

@@ -17,16 +17,7 @@ from sgvu.models.clip import get_preset
 ROOT = os.path.dirname(os.path.dirname(__file__))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _cache(tmp_path_factory):
-  """One pretrained tiny SynthSketch CLIP for every run in this file."""
-  old = os.environ.get("SGVU_CACHE")
-  os.environ["SGVU_CACHE"] = str(tmp_path_factory.mktemp("cache"))
-  yield
-  if old is None:
-    os.environ.pop("SGVU_CACHE")
-  else:
-    os.environ["SGVU_CACHE"] = old
+pytestmark = pytest.mark.usefixtures("module_sgvu_cache")  # one tiny SynthSketch CLIP for every run here
 
 
 def _rows(workdir):
