@@ -110,6 +110,20 @@ def get_tfds_source(name: str, data_dir: str, **options: Any) -> Source:
   return tfds_source.open(name, data_dir, **options)
 
 
+def get_tfds_composed_source(name: str, data_dir: str, **options: Any):
+  """The TFDS copy of composed dataset `name` in `data_dir` (local or gs://), a sgvu.data.composed.ComposedSource;
+  options are the reader's it was built with. Which datasets have one: sgvu.data.tfds_composed.DATASETS."""
+  from sgvu.data import tfds_composed  # pylint: disable=g-import-not-at-top
+  return tfds_composed.open(name, data_dir, **options)
+
+
+def get_tfds_localization_source(name: str, data_dir: str, **options: Any):
+  """The TFDS copy of localization dataset `name` ('coco', 'voc') in `data_dir`, read as get_localization_source
+  reads the folder it was built from; options are the reader's (sgvu.data.tfds_localization)."""
+  from sgvu.data import tfds_localization  # pylint: disable=g-import-not-at-top
+  return tfds_localization.open(name, data_dir, **options)
+
+
 # Composed (sketch + text) retrieval datasets (sgvu.data.composed): their own interface, so their own table.
 def _composed_synth(cls_name: str) -> Callable[..., Any]:
   def make(root: str | None, **options: Any):

@@ -1,0 +1,507 @@
+"""TFDS / ArrayRecord copies of the localization datasets (COCO, VOC + QuickDraw query sketches); no TensorFlow.
+
+    path = build("coco", "/data/coco", "/data/tfds", sketch_root="/data/quickdraw")
+    src = open("coco", "/data/tfds", seed=1, num_query_sketches=3)    # a LocalizationSource
+
+<data_dir>/sgvu_<name>/<config>/<version>/ (TFDS's layout, as sgvu.data.tfds_builders) holds one record per
+indexed image (its file's bytes; split '<image set>_images') and per indexed QuickDraw line (strokes, or why it
+fails; split 'sketches'). metadata.json holds what the reader's `_index` returned for each image set (keys, ids,
+boxes, labels, ignore as exact base64 arrays), the skips and `dropped` counts it made, the QuickDraw pools and
+the QuickDraw index's skips. The opened copy is the directory reader's class replaying these into its own
+`split()`, so splits, queries, seeded sketch draws, `skipped` (in order, as splits are indexed; strict=True
+raises the same DataError) and `dropped` are the reader's; an image that does not decode raises the reader's
+BadSample from `load_image`. <config> names the options that change what is stored (max_images, difficult,
+max_sketches_per_class, recognized_only, sketch_fractions); READ_TIME_OPTIONS apply when opening.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import concurrent.futures
+import contextlib
+import functools
+import hashlib
+import inspect
+import io
+import json
+import os
+import re
+import shlex
+import sys
+import tempfile
+import threading
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import tensorflow_datasets as tfds
+from tensorflow_datasets.core.dataset_info import DatasetInfoFileError
+
+from sgvu.data import images, localization as loc
+from sgvu.data import tfds_format as fmt
+from sgvu.data.base import BadSample, DataError, Sketch, SketchItem
+from sgvu.data.coco_localization import SKETCH_PARTS, COCOLocalization, unseen_categories
+from sgvu.data.tfds_builders import SgvuConfig
+from sgvu.data.voc_localization import DIFFICULT, VOC_CATEGORIES, VOCLocalization
+
+DATASETS = ("coco", "voc")  # registry.LOCALIZATION_DATASETS' names (synth is generated: no copy)
+READERS = {"coco": COCOLocalization, "voc": VOCLocalization}
+# Options used when opening, not stored: where the files were, the query rule, rendering, strictness.
+READ_TIME_OPTIONS = ("sketch_root", "strict", "seed", "num_query_sketches", "sketch_size", "queries",
+                     "unseen_group", "unseen")
+INDEX_ATTRIBUTES = {"coco": ("coco_category_ids",), "voc": ()}  # dicts the reader's _index fills in
+Report = Callable[[str], None]
+
+
+def check_name(name: str) -> None:
+  if name not in DATASETS:
+    raise DataError(f"no TFDS copy for localization dataset {name!r}; valid: {list(DATASETS)}")
+
+
+def _params(name: str) -> dict[str, inspect.Parameter]:
+  return {k: p for k, p in inspect.signature(READERS[name]).parameters.items() if p.kind == p.KEYWORD_ONLY}
+
+
+def _canonical(value: Any) -> Any:
+  return json.loads(json.dumps(value, sort_keys=True))  # (0.8, 0.1) and [0.8, 0.1] name the same copy
+
+
+def content_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+  """The options that change the stored content, without those equal to the reader's default."""
+  check_name(name)
+  params = _params(name)
+  unknown = sorted(set(options) - set(params))
+  if unknown:
+    raise DataError(f"{name}: unknown option(s) {unknown}; valid: {sorted(params)} (docs/localization.md)")
+  return {k: _canonical(options[k]) for k in sorted(options)
+          if k not in READ_TIME_OPTIONS and _canonical(options[k]) != _canonical(params[k].default)}
+
+
+def config_name(name: str, options: Mapping[str, Any]) -> str:
+  """As tfds_format.config_name (which knows only the retrieval readers): 'default' or 'max_images-500'."""
+  parts = []
+  for k, v in content_options(name, options).items():
+    text = str(v)
+    if not (isinstance(v, (bool, int, str)) and re.fullmatch(r"[\w+\-]{1,40}", text)):
+      text = hashlib.sha256(json.dumps(v, sort_keys=True).encode()).hexdigest()[:10]  # lists: a hash
+    parts.append(f"{k}-{text}")
+  return ".".join(parts) or "default"
+
+
+def dataset_dir(data_dir: str, name: str, options: Mapping[str, Any]) -> str:
+  return "/".join([str(data_dir).rstrip("/"), f"sgvu_{name}", config_name(name, options), fmt.VERSION])
+
+
+def build_command(name: str, data_dir: str, options: Mapping[str, Any] | None = None) -> str:
+  extra = "".join(f" --option {shlex.quote(f'{k}={v if isinstance(v, str) else repr(v)}')}"
+                  for k, v in content_options(name, options or {}).items())
+  return (f"python -m sgvu.tools.build_tfds --dataset={name} --manual_dir=DIR --option sketch_root=QUICKDRAW_DIR"
+          f"{extra} --data_dir={data_dir}")
+
+
+def _pack(a, dtype: str) -> str:
+  return base64.b64encode(np.ascontiguousarray(a, dtype).tobytes()).decode("ascii")
+
+
+def _unpack(s: str, dtype: str) -> np.ndarray:
+  return np.frombuffer(base64.b64decode(s), dtype).copy()
+
+
+def _text(v) -> str:
+  return v.decode() if isinstance(v, bytes) else str(v)
+
+
+# ---------------------------------------------------------------------------- building
+
+
+def _index(source, threads: int, report: Report) -> tuple[dict[str, Any], dict[str, list], list]:
+  """(metadata['sgvu'] less config, image set -> [(record, reason)], [(sketch key, label)]) of a fresh reader."""
+  if source._records:  # pylint: disable=protected-access
+    raise DataError(f"{source.name}: build from a fresh reader (splits already indexed)")
+  root, sketch_root = os.fspath(source.root), os.fspath(source.sketches.root)
+  meta: dict[str, Any] = {
+      "format": fmt.FORMAT, "dataset": source.name, "manual_dir": root, "sketch_root": sketch_root,
+      "categories": list(source.categories), "image_sets": dict(source.image_sets),
+      "attributes": {k: getattr(source, k) for k in ("folder",) if hasattr(source, k)},
+      "init_skips": [list(x) for x in source.skipped], "sets": {}, "sketches": [], "skipped_load": []}
+  plans = {}
+  for image_set in dict.fromkeys(source.image_sets.values()):
+    # The reader's own _index; its skips, dropped counts (keys named by image set) and filled-in dicts are
+    # captured to be replayed. pylint: disable=protected-access
+    first, before = len(source._skips.items), set(source._dropped)
+    fills = {a: getattr(source, a) for a in INDEX_ATTRIBUTES[source.name]}
+    for attr in fills:
+      setattr(source, attr, {})
+    records = source._index(image_set)
+    entry = {"keys": fmt.pack_keys([r.key for r in records], root), "image_ids": [r.image_id for r in records],
+             "counts": _pack([len(r.labels) for r in records], "<i4"),
+             "boxes": _pack(np.concatenate([r.boxes.reshape(-1, 4) for r in records] or [np.zeros((0, 4))]), "<f4"),
+             "labels": _pack(np.concatenate([r.labels for r in records] or [[]]), "<i4"),
+             "ignore": _pack(np.concatenate([r.ignore for r in records] or [[]]), "u1"),
+             "skips": [list(x) for x in source._skips.items[first:]],
+             "dropped": [[k, int(n)] for k, n in source._dropped.items() if k not in before],
+             "attributes": {a: dict(getattr(source, a)) for a in fills}}
+    for attr, old in fills.items():
+      setattr(source, attr, {**old, **getattr(source, attr)})
+    source._records[image_set] = records  # so source.split() below does not index it again
+    meta["sets"][image_set] = entry
+    reasons = []
+    with concurrent.futures.ThreadPoolExecutor(max(1, threads)) as pool:
+      for i in range(0, len(records), 256):  # bounded: pool.map would queue every image at once
+        reasons += pool.map(functools.partial(_decode_error, source), records[i:i + 256])
+        report(f"[{image_set}] decoded {len(reasons)}/{len(records)}")
+    plans[image_set] = list(zip(records, reasons))
+    for rec, reason in plans[image_set]:
+      if reason is not None:
+        meta["skipped_load"].append([rec.key, reason])
+        report(f"  skipped (does not decode) {rec.key}: {reason}")
+  sketches, qd = [], source.sketches
+  for label, path in sorted(qd.files.items()):
+    keys = [f"{path}:{n}" for n in qd._lines[path][0].tolist()]  # pylint: disable=protected-access
+    parts = [qd.pool(p, label) for p in SKETCH_PARTS]
+    if sum(parts, []) != keys:  # the pools are consecutive cuts of the indexed lines; store them so
+      raise DataError(f"{source.name}: QuickDraw pools of {path} are not cuts of its index; update tfds_localization")
+    meta["sketches"].append({"label": label, "path": fmt.pack_keys([path], sketch_root)[0], "base": len(sketches),
+                             "linenos": _pack(qd._lines[path][0], "<i8"),  # pylint: disable=protected-access
+                             "parts": [len(p) for p in parts]})
+    sketches += [(k, label) for k in keys]
+  for name in source.split_names:  # the skips of the build's options (empty sketch parts come with splits)
+    source.split(name)
+  meta["skipped_index"] = [list(x) for x in source.skipped]
+  for k, r in meta["skipped_index"]:
+    report(f"  skipped {k}: {r}")
+  meta["skipped"] = len(meta["skipped_index"]) + len(meta["skipped_load"])
+  return meta, plans, sketches
+
+
+def _decode_error(source, record) -> str | None:
+  try:
+    source.load_image(record)  # the reader's own decode
+    return None
+  except BadSample as e:
+    return e.reason
+
+
+class _Builder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+  """One localization dataset; subclasses set DATASET. Configs are made from the content options."""
+
+  DATASET = ""
+  VERSION = tfds.core.Version(fmt.VERSION)
+  RELEASE_NOTES = {fmt.VERSION: "sgvu copy of the localization reader's index, image files and query sketches."}
+  BUILDER_CONFIGS = [SgvuConfig(name="default", description="the reader's default content options")]
+  MANUAL_DOWNLOAD_INSTRUCTIONS = "manual_dir is the dataset folder sgvu's reader reads; see docs/localization.md."
+
+  def __init__(self, *, options: Mapping[str, Any] | None = None, source=None, threads: int = 4,
+               report: Report | None = None, **kwargs: Any):
+    options = dict(options or {})
+    content, name = content_options(self.DATASET, options), config_name(self.DATASET, options)
+    config = self.BUILDER_CONFIGS[0] if name == "default" else \
+        SgvuConfig(name=name, options=content, description=f"reader options {content}")
+    self._options, self._source, self._threads = options, source, threads
+    self._report = report or (lambda s: None)
+    super().__init__(config=config, **kwargs)
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    return tfds.core.DatasetInfo(
+        builder=self,
+        description=f"{self.DATASET} localization as read by sgvu's reader; the index is in metadata['sgvu'].",
+        features=tfds.features.FeaturesDict({
+            "key": tfds.features.Text(),  # the reader's key: image file path, or '<ndjson path>:<line>'
+            "image": tfds.features.Tensor(shape=(), dtype=np.object_),  # the image file's bytes
+            "points": tfds.features.Tensor(shape=(None, 2), dtype=np.float32),  # query sketch strokes, joined
+            "stroke_lengths": tfds.features.Tensor(shape=(None,), dtype=np.int32),
+            "error": tfds.features.Text(),  # a sketch line the reader cannot load: its BadSample reason
+        }),
+        homepage="docs/localization.md", metadata=tfds.core.MetadataDict(),
+        disable_shuffling=True)  # record r is the r-th image of the image set / line of the pools
+
+  def _split_generators(self, dl_manager):
+    source = self._source
+    if source is None:  # driven by TFDS directly, not build()
+      from sgvu.data.registry import get_localization_source  # pylint: disable=g-import-not-at-top
+      source = get_localization_source(self.DATASET, os.fspath(dl_manager.manual_dir), **self._options)
+    meta, plans, sketches = _index(source, self._threads, self._report)
+    meta.update(config=self.builder_config.name, options=content_options(self.DATASET, self._options))
+    self.info.metadata["sgvu"] = meta
+    out = {f"{s}_images": self._generate_examples(self._images(plan))
+           for s, plan in plans.items() if plan}  # TFDS refuses empty splits
+    if sketches:
+      out["sketches"] = self._generate_examples(self._sketches(source, sketches))
+    return out
+
+  def _generate_examples(self, examples):  # TFDS's hook; _images / _sketches make them
+    yield from examples
+
+  def _example(self, key: str, **fields) -> dict[str, Any]:
+    return {"key": key, "image": b"", "points": np.zeros((0, 2), np.float32),
+            "stroke_lengths": np.zeros((0,), np.int32), "error": "", **fields}
+
+  def _images(self, plan):
+    for r, (rec, reason) in enumerate(plan):
+      data = b""
+      if reason is None:  # an undecodable image keeps its record, empty; metadata has the reason
+        try:
+          with io.open(rec.key, "rb") as f:
+            data = f.read()
+        except OSError as e:
+          raise DataError(f"{self.DATASET}: {rec.key}: cannot read ({e}) during the build") from None
+      yield r, self._example(rec.key, image=data)
+
+  def _sketches(self, source, plan):
+    for r, (key, label) in enumerate(plan):
+      try:  # a line that fails keeps its record: loading it raises the reader's BadSample
+        points, lengths = fmt.join_strokes(source.sketches.load_sketch(SketchItem(key, label)).strokes)
+        example = self._example(key, points=points, stroke_lengths=lengths)
+      except BadSample as e:
+        example = self._example(key, error=e.reason)
+      yield r, example
+
+
+BUILDERS = {d: type("Sgvu" + d.capitalize(), (_Builder,), {"DATASET": d, "__module__": __name__},
+                    skip_registration=True) for d in DATASETS}
+
+
+def build(name: str, manual_dir: str, data_dir: str, *, overwrite: bool = False, threads: int = 4,
+          report: Report | None = None, **reader_options: Any) -> str:
+  """Builds (or reuses) the copy of localization dataset `name` read from `manual_dir` (sketch_root= the
+  QuickDraw folder); returns its folder. TFDS writes into `incomplete.*` and renames at the end."""
+  report = report or print
+  check_name(name)
+  content_options(name, reader_options)  # a misspelt option fails before anything is read
+  if str(data_dir).startswith("gs://"):
+    raise DataError(f"{name}: cannot write ArrayRecord shards to {data_dir!r} directly; build into a local "
+                    "data_dir and copy it (gcloud storage cp -r OUT/sgvu_NAME gs://...)")
+  options = dict(reader_options)
+  if options.get("sketch_root"):  # absolute, so the keys do not depend on where the build ran
+    options["sketch_root"] = os.path.abspath(options["sketch_root"])
+  builder = BUILDERS[name](data_dir=data_dir, options=options, file_format="array_record", threads=threads,
+                           report=report)
+  if builder.data_path.exists() and builder.is_prepared() and not overwrite:
+    report(f"reused the complete build at {builder.data_path} (overwrite=True rebuilds)")
+    return os.fspath(builder.data_path)
+  from sgvu.data.registry import get_localization_source  # pylint: disable=g-import-not-at-top
+  # pylint: disable-next=protected-access
+  builder._source = get_localization_source(name, os.path.abspath(manual_dir), **options)
+  mode = tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS if overwrite else \
+      tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS
+  with tempfile.TemporaryDirectory(prefix="sgvu-tfds-") as downloads, contextlib.redirect_stdout(sys.stderr):
+    builder.download_and_prepare(download_dir=downloads, download_config=tfds.download.DownloadConfig(
+        manual_dir=os.path.abspath(manual_dir), download_mode=mode, try_download_gcs=False))
+  stale = stale_builds(data_dir, name, options)
+  if stale:
+    report(f"note: interrupted earlier builds left {len(stale)} folder(s) (safe to delete): {stale}")
+  return os.fspath(builder.data_path)
+
+
+def stale_builds(data_dir: str, name: str, options: Mapping[str, Any]) -> list[str]:
+  parent = os.path.dirname(dataset_dir(data_dir, name, options))
+  try:
+    return sorted(os.path.join(parent, n) for n in os.listdir(parent)
+                  if n.startswith("incomplete.") and n.endswith("_" + fmt.VERSION))
+  except OSError:
+    return []
+
+
+def metadata(path: str) -> dict[str, Any]:
+  return dict(tfds.builder_from_directory(path).info.metadata["sgvu"])
+
+
+def summary(meta: Mapping[str, Any]) -> str:
+  """Images and boxes per image set, query sketches, every skip: for build_tfds to print."""
+  lines = [f"dataset {meta['dataset']} (config {meta['config']}): {len(meta['categories'])} categories"]
+  lines += [f"  {part} = {s}: {len(meta['sets'][s]['image_ids'])} images, "
+            f"{len(_unpack(meta['sets'][s]['labels'], '<i4'))} boxes" for part, s in meta["image_sets"].items()]
+  lines.append(f"  query sketches: {sum(sum(e['parts']) for e in meta['sketches'])} QuickDraw lines")
+  lines.append(f"skipped {meta['skipped']} item(s)")
+  lines += [f"  skipped while indexing {k}: {r}" for k, r in meta["skipped_index"]]
+  lines += [f"  skipped (does not decode) {k}: {r}" for k, r in meta["skipped_load"]]
+  return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+class _Shards:
+  """TFDS's random-access readers of one copy, opened on first use in each process (grain workers get the path)."""
+
+  def __init__(self, path: str, builder=None):
+    self.path, self._builder, self._sources, self._lock = path, builder, {}, threading.Lock()
+
+  def __getstate__(self):
+    return {"path": self.path}
+
+  def __setstate__(self, state):
+    self.__init__(state["path"])
+
+  def record(self, split: str, r: int, key: str) -> dict[str, Any]:
+    with self._lock:
+      if split not in self._sources:
+        if self._builder is None:
+          self._builder = tfds.builder_from_directory(self.path)
+        self._sources[split] = self._builder.as_data_source(split=split)
+    rec = self._sources[split][r]
+    if _text(rec["key"]) != key:  # the index and the shards disagree: never a silently wrong sample
+      raise DataError(f"{self.path}: record {r} of split {split} holds {_text(rec['key'])!r}, the index says "
+                      f"{key!r}; rebuild the copy")
+    return rec
+
+
+class StoredQueries:
+  """The QuickDraw query pools of a copy: what coco_localization.QuickDrawQueries gives, from the shards."""
+
+  name = "quickdraw"
+
+  def __init__(self, entries, categories, sketch_root: str, shards: _Shards):
+    self.root, self.categories, self._shards = sketch_root, tuple(categories), shards
+    self.files: dict[int, str] = {}
+    self._lines, self._cuts, self._base, self._label_of, self._pools = {}, {}, {}, {}, {}
+    for e in entries:
+      label, path = int(e["label"]), fmt.unpack_keys([e["path"]], sketch_root)[0]
+      self.files[label], self._label_of[path] = path, label
+      self._lines[label], self._base[label] = _unpack(e["linenos"], "<i8"), int(e["base"])
+      cuts = np.cumsum([0] + list(e["parts"])).tolist()
+      self._cuts[label] = {p: (cuts[i], cuts[i + 1]) for i, p in enumerate(SKETCH_PARTS)}
+
+  def __getstate__(self):
+    return {**self.__dict__, "_pools": {}}  # rebuilt on use
+
+  def pool(self, part: str, label: int) -> list[str]:
+    if label not in self.files:
+      return []
+    if (part, label) not in self._pools:
+      lo, hi = self._cuts[label][part]
+      self._pools[part, label] = [f"{self.files[label]}:{n}" for n in self._lines[label][lo:hi].tolist()]
+    return self._pools[part, label]
+
+  def load_sketch(self, item: SketchItem) -> Sketch:
+    path, _, lineno = item.key.rpartition(":")
+    label = self._label_of.get(path)
+    if label is None:
+      raise BadSample(item.key, "not a sketch of this QuickDraw index")
+    lines = self._lines[label]
+    i = int(np.searchsorted(lines, int(lineno)))
+    if i >= len(lines) or lines[i] != int(lineno):
+      raise BadSample(item.key, "line is not in the index")
+    rec = self._shards.record("sketches", self._base[label] + i, item.key)
+    if _text(rec["error"]):
+      raise BadSample(item.key, _text(rec["error"]))
+    return Sketch(strokes=fmt.split_strokes(rec["points"], rec["stroke_lengths"]))
+
+
+class _Copy:
+  """Mixed into the directory reader: its split / query / skip logic over the stored index (module doc)."""
+
+  def _open_copy(self, path: str, meta: Mapping[str, Any], o: Mapping[str, Any], builder) -> None:
+    self.path, self.manual_dir, self.root = path, meta["manual_dir"], meta["manual_dir"]
+    for k, v in meta["attributes"].items():  # VOC's folder
+      setattr(self, k, v)
+    self.image_sets = dict(meta["image_sets"])
+    self.load_skipped = tuple((k, r) for k, r in meta["skipped_load"])  # images that do not decode
+    self._shards = _Shards(path, builder)
+    self._sets = meta["sets"]
+    bad = dict(self.load_skipped)
+    self._where = {}  # image key -> (TFDS split, record, reason it does not decode)
+    for image_set, e in self._sets.items():
+      for r, k in enumerate(fmt.unpack_keys(e["keys"], self.manual_dir)):
+        self._where[k] = (f"{image_set}_images", r, bad.get(k, ""))
+    # QuickDrawQueried._setup, with the stored pools for QuickDrawQueries.
+    loc.check_options(self.name, o["num_query_sketches"], o["queries"], o["sketch_size"])
+    self.seed, self.num_query_sketches = int(o["seed"]), o["num_query_sketches"]
+    self.sketch_size, self.queries = o["sketch_size"], o["queries"]
+    self._skips = images.IndexSkips(self.name, o["strict"])
+    self._dropped = collections.Counter()
+    self._records, self._splits, self._empty_reported = {}, {}, set()
+    self.sketches = StoredQueries(meta["sketches"], self.categories, meta["sketch_root"], self._shards)
+    for k, r in meta["init_skips"]:  # the QuickDraw index's skips; strict=True raises here, as the reader
+      self._skips.add(k, r)
+
+  def _index(self, image_set: str) -> list[loc.ImageRecord]:
+    e = self._sets[image_set]
+    for k, r in e["skips"]:
+      self._skips.add(k, r)
+    for k, n in e["dropped"]:
+      self._dropped[k] += n
+    for attr, value in e["attributes"].items():
+      getattr(self, attr).update(value)
+    counts = _unpack(e["counts"], "<i4")
+    at = np.cumsum(counts)[:-1]
+    boxes = np.split(_unpack(e["boxes"], "<f4").reshape(-1, 4), at)
+    labels, ignore = np.split(_unpack(e["labels"], "<i4"), at), np.split(_unpack(e["ignore"], "u1").astype(bool), at)
+    keys = fmt.unpack_keys(e["keys"], self.manual_dir)
+    return [loc.ImageRecord(key=k, image_id=i, boxes=b, labels=l, ignore=g)
+            for k, i, b, l, g in zip(keys, e["image_ids"], boxes, labels, ignore)]
+
+  def load_image(self, record: loc.ImageRecord) -> np.ndarray:
+    where = self._where.get(record.key)
+    if where is None:
+      raise BadSample(record.key, f"not an image of this TFDS copy ({self.path})")
+    split, r, reason = where
+    if reason:
+      raise BadSample(record.key, reason)
+    return fmt.decode_rgb(self._shards.record(split, r, record.key)["image"], record.key)
+
+
+class COCOCopy(_Copy, COCOLocalization):
+  """COCOLocalization read from a copy (open() makes it)."""
+
+  def __init__(self, path: str, meta: Mapping[str, Any], builder=None, **options: Any):
+    o = {**{k: p.default for k, p in _params("coco").items()}, **options}
+    self.max_images, self.categories = o["max_images"], tuple(meta["categories"])
+    self.unseen = unseen_categories(o["unseen_group"], self.categories)
+    self.seen = tuple(c for c in self.categories if c not in self.unseen)
+    self.coco_category_ids = {}
+    self._open_copy(path, meta, o, builder)
+
+
+class VOCCopy(_Copy, VOCLocalization):
+  """VOCLocalization read from a copy (open() makes it)."""
+
+  def __init__(self, path: str, meta: Mapping[str, Any], builder=None, **options: Any):
+    o = {**{k: p.default for k, p in _params("voc").items()}, **options}
+    if o["difficult"] not in DIFFICULT:
+      raise DataError(f"voc: unknown difficult={o['difficult']!r}; valid: {list(DIFFICULT)}")
+    bad = [u for u in o["unseen"] if u not in VOC_CATEGORIES]
+    if bad:
+      raise DataError(f"voc: unseen {bad} are not among the categories {VOC_CATEGORIES}")
+    self.difficult, self.categories = o["difficult"], tuple(meta["categories"])
+    self.unseen = tuple(c for c in self.categories if c in o["unseen"])
+    self.seen = tuple(c for c in self.categories if c not in o["unseen"])
+    self._open_copy(path, meta, o, builder)
+
+
+COPIES = {"coco": COCOCopy, "voc": VOCCopy}
+
+
+def _missing(name: str, data_dir: str, options: Mapping[str, Any], path: str, error: Exception) -> DataError:
+  lines = [f"{name}: no complete TFDS copy at {path} (data_dir {data_dir!r}, config "
+           f"{config_name(name, options)!r}): {type(error).__name__}: {error}"]
+  stale, parent = stale_builds(data_dir, name, options), os.path.join(data_dir, f"sgvu_{name}")
+  if stale:
+    lines.append(f"An interrupted build left {stale}; it is not a dataset. Delete it and rebuild.")
+  built = sorted(n for n in os.listdir(parent) if not n.startswith(".")) if os.path.isdir(parent) else []
+  if built:
+    lines.append(f"Configs built there: {built} (content options pick one: {sorted(_params(name))}).")
+  lines.append("Build it with: " + build_command(name, data_dir, options))
+  return DataError("\n".join(lines))
+
+
+# pylint: disable-next=redefined-builtin
+def open(name: str, data_dir: str, **reader_options: Any) -> loc.LocalizationSource:
+  """The copy of localization dataset `name` in `data_dir`, as get_localization_source(name, root, **reader_options)
+  reads the folder it was built from (sketch_root is not needed; strict=True raises for the first recorded skip)."""
+  check_name(name)
+  content_options(name, reader_options)
+  if not data_dir:
+    raise DataError(f"{name}: a TFDS copy needs a data_dir (got {data_dir!r}); build one with: "
+                    + build_command(name, "OUT", reader_options))
+  data_dir = str(data_dir)
+  path = dataset_dir(data_dir, name, reader_options)
+  try:
+    builder = tfds.builder_from_directory(path)
+  except (DatasetInfoFileError, FileNotFoundError, NotADirectoryError, ValueError) as e:
+    raise _missing(name, data_dir, reader_options, path, e) from None
+  meta = builder.info.metadata.get("sgvu") if builder.info.metadata else None
+  if not meta or meta.get("format") != fmt.FORMAT or meta.get("dataset") != name:
+    raise DataError(f"{path}: not an sgvu TFDS copy of {name!r} (format {fmt.FORMAT}); rebuild it with: "
+                    + build_command(name, data_dir, reader_options))
+  return COPIES[name](path, dict(meta), builder, **reader_options)
