@@ -19,6 +19,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
+import functools
 import os
 import sys
 import tempfile
@@ -57,21 +58,21 @@ def _check(source: Source, kind: str, item) -> tuple[str | None, str]:
     return e.reason, ""
 
 
-class _Builder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
-  """One sgvu dataset; subclasses set DATASET. Configs are made from the reader options."""
+class ReaderBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+  """What sgvu's builders share: subclasses set DATASET, and CONTENT_OPTIONS (their family's
+  content_options(dataset, options)) names the config from the reader options; build() may hand in the
+  opened reader as `source`."""
 
   DATASET = ""
+  CONTENT_OPTIONS = staticmethod(fmt.content_options)
   VERSION = tfds.core.Version(fmt.VERSION)
-  RELEASE_NOTES = {fmt.VERSION: "sgvu copy of the directory reader's index and files."}
   BUILDER_CONFIGS = [SgvuConfig(name="default", description="the reader's default options")]
-  MANUAL_DOWNLOAD_INSTRUCTIONS = ("manual_dir is the dataset folder in the layout sgvu's directory reader "
-                                  "reads; see docs/datasets.md.")
 
-  def __init__(self, *, options: Mapping[str, Any] | None = None, source: Source | None = None,
+  def __init__(self, *, options: Mapping[str, Any] | None = None, source: Any = None,
                threads: int = 4, report: Report | None = None, **kwargs: Any):
     options = dict(options or {})
-    content = fmt.content_options(self.DATASET, options)
-    name = fmt.config_name(self.DATASET, options)
+    content = self.CONTENT_OPTIONS(self.DATASET, options)
+    name = fmt.config_name_of(content)
     config = self.BUILDER_CONFIGS[0] if name == "default" else \
         SgvuConfig(name=name, options=content, description=f"reader options {content}")
     self._options = options  # strict included: it is the reader's
@@ -79,24 +80,55 @@ class _Builder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     self._report = report or (lambda s: None)
     super().__init__(config=config, **kwargs)
 
-  def _info(self) -> tfds.core.DatasetInfo:
+  def _sgvu_info(self, description: str, homepage: str = "docs/datasets.md", **features) -> tfds.core.DatasetInfo:
+    """TFDS's info for records of the reader's key, `features`, a file's bytes (image; empty where none is
+    stored) and strokes (points, stroke_lengths); unshuffled (record r is the r-th written, as the index in
+    metadata['sgvu'] says)."""
     return tfds.core.DatasetInfo(
         builder=self,
-        description=(f"{self.DATASET} as read by sgvu's directory reader (sgvu.data.get_source), "
-                     "photos and raster sketches as their original file bytes, vector sketches as "
-                     "strokes; the index (splits, keys, pairing, skipped files) is in metadata['sgvu']."),
+        description=description,
         features=tfds.features.FeaturesDict({
-            "key": tfds.features.Text(),  # the directory reader's key (a file path)
-            "label": tfds.features.Scalar(np.int64),  # index into metadata['sgvu']['categories']
-            "photo": tfds.features.Scalar(np.int64),  # sketches: paired photo's index in the split, or -1
+            "key": tfds.features.Text(),
+            **features,
             "image": tfds.features.Tensor(shape=(), dtype=np.object_),  # encoded JPEG / PNG bytes
-            "points": tfds.features.Tensor(shape=(None, 2), dtype=np.float32),
+            "points": tfds.features.Tensor(shape=(None, 2), dtype=np.float32),  # the strokes, joined
             "stroke_lengths": tfds.features.Tensor(shape=(None,), dtype=np.int32),
         }),
-        homepage="docs/datasets.md",
-        disable_shuffling=True,  # record r of a split is the r-th readable item, in reader order
+        homepage=homepage,
+        disable_shuffling=True,
         metadata=tfds.core.MetadataDict(),
     )
+
+  def _decode_all(self, pool, check: Callable[[Any], Any], items, label: str) -> list:
+    """[check(item) for item in items] on the pool, reporting progress as '[label] decoded n/N (rate/s)'."""
+    out, start, last = [], time.time(), 0.0
+    chunk = 256  # bounded: pool.map would queue every item at once
+    for i in range(0, len(items), chunk):
+      out += list(pool.map(check, items[i:i + chunk]))
+      now = time.time()
+      if now - last > 5 or len(out) == len(items):
+        last = now
+        rate = len(out) / max(now - start, 1e-9)
+        self._report(f"[{label}] decoded {len(out)}/{len(items)} ({rate:.0f}/s)")
+    return out
+
+
+class _Builder(ReaderBuilder, skip_registration=True):
+  """One sgvu dataset; subclasses set DATASET. Configs are made from the reader options."""
+
+  RELEASE_NOTES = {fmt.VERSION: "sgvu copy of the directory reader's index and files."}
+  MANUAL_DOWNLOAD_INSTRUCTIONS = ("manual_dir is the dataset folder in the layout sgvu's directory reader "
+                                  "reads; see docs/datasets.md.")
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    # key: the directory reader's key (a file path); label: index into metadata['sgvu']['categories'];
+    # photo (sketches): the paired photo's index in the split, or -1. Record r of a split is its r-th readable
+    # item, in reader order.
+    return self._sgvu_info(
+        (f"{self.DATASET} as read by sgvu's directory reader (sgvu.data.get_source), "
+         "photos and raster sketches as their original file bytes, vector sketches as "
+         "strokes; the index (splits, keys, pairing, skipped files) is in metadata['sgvu']."),
+        label=tfds.features.Scalar(np.int64), photo=tfds.features.Scalar(np.int64))
 
   # ---------------------------------------------------------------- pass 1: index + decode every file
 
@@ -121,7 +153,7 @@ class _Builder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         entry: dict[str, Any] = {"categories": list(sp.categories)}
         for kind in fmt.KINDS:
           items = sp.photos if kind == "photos" else sp.sketches
-          checks = self._decode_all(pool, source, split, kind, items)
+          checks = self._decode_all(pool, functools.partial(_check, source, kind), items, f"{split} {kind}")
           records, plan = [], []
           for item, (reason, what) in zip(items, checks):
             if reason is None:
@@ -147,18 +179,6 @@ class _Builder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     self.info.metadata["sgvu"] = meta
     # TFDS refuses an empty split (QuickDraw without photos, a split whose files all fail): leave it out.
     return {name: self._generate_examples(source, plan) for name, plan in plans.items() if plan}
-
-  def _decode_all(self, pool, source: Source, split: str, kind: str, items) -> list[tuple[str | None, str]]:
-    out, start, last = [], time.time(), 0.0
-    chunk = 256  # bounded: pool.map would queue every item at once
-    for i in range(0, len(items), chunk):
-      out += list(pool.map(lambda it: _check(source, kind, it), items[i:i + chunk]))
-      now = time.time()
-      if now - last > 5 or len(out) == len(items):
-        last = now
-        rate = len(out) / max(now - start, 1e-9)
-        self._report(f"[{split} {kind}] decoded {len(out)}/{len(items)} ({rate:.0f}/s)")
-    return out
 
   # ---------------------------------------------------------------- pass 2: write the readable ones
 
@@ -201,10 +221,7 @@ def build(dataset: str, manual_dir: str, data_dir: str, options: Mapping[str, An
   options = dict(options or {})
   fmt.check_name(dataset)
   fmt.content_options(dataset, options)  # a misspelt option fails before anything is read
-  if str(data_dir).startswith("gs://"):
-    # array_record 0.8's writer is local-only (its reader does read gs://): copy the built folder up.
-    raise DataError(f"{dataset}: cannot write ArrayRecord shards to {data_dir!r} directly; build into a local "
-                    "data_dir and copy it (gcloud storage cp -r OUT/sgvu_NAME gs://...); docs/datasets.md")
+  check_local(dataset, data_dir)
   cls = BUILDERS[dataset]
   builder = cls(data_dir=data_dir, options=options, file_format="array_record", threads=threads, report=report)
   if builder.data_path.exists() and builder.is_prepared() and not overwrite:  # TFDS renames in at the end
@@ -216,14 +233,27 @@ def build(dataset: str, manual_dir: str, data_dir: str, options: Mapping[str, An
   # Absolute, so the keys (file paths) do not depend on the directory the build ran in.
   source = get_source(dataset, os.path.abspath(manual_dir), **options)
   builder._source = source  # pylint: disable=protected-access  # indexed once, here
+  prepare(builder, manual_dir, overwrite, report, fmt.dataset_dir(data_dir, dataset, options))
+  return BuildResult(os.fspath(builder.data_path), False, dict(builder.info.metadata["sgvu"]))
+
+
+def check_local(name: str, data_dir: str, doc: str = "; docs/datasets.md") -> None:
+  """Raises DataError for a gs:// data_dir: array_record 0.8's writer is local-only (its reader does read
+  gs://), so a copy is built locally and copied up."""
+  if str(data_dir).startswith("gs://"):
+    raise DataError(f"{name}: cannot write ArrayRecord shards to {data_dir!r} directly; build into a local "
+                    f"data_dir and copy it (gcloud storage cp -r OUT/sgvu_NAME gs://...){doc}")
+
+
+def prepare(builder: tfds.core.DatasetBuilder, manual_dir: str, overwrite: bool, report: Report,
+            version_path: str) -> None:
+  """TFDS's download_and_prepare of `builder` (nothing is downloaded; TFDS's progress lines go to stderr,
+  keeping stdout for results); then notes the interrupted builds left next to `version_path`."""
   mode = tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS if overwrite else \
       tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS
-  # Nothing is downloaded; TFDS's progress lines go to stderr, keeping stdout for results.
   with tempfile.TemporaryDirectory(prefix="sgvu-tfds-") as downloads, contextlib.redirect_stdout(sys.stderr):
     builder.download_and_prepare(download_dir=downloads, download_config=tfds.download.DownloadConfig(
         manual_dir=os.path.abspath(manual_dir), download_mode=mode, try_download_gcs=False))
-  meta = dict(builder.info.metadata["sgvu"])
-  stale = fmt.stale_builds(data_dir, dataset, options)
+  stale = fmt.incomplete_builds(version_path)
   if stale:
     report(f"note: interrupted earlier builds left {len(stale)} folder(s) (safe to delete): {stale}")
-  return BuildResult(os.fspath(builder.data_path), False, meta)

@@ -19,28 +19,20 @@ from __future__ import annotations
 import builtins  # this module defines open()
 import collections
 import concurrent.futures
-import contextlib
 import functools
-import hashlib
 import inspect
-import json
 import os
-import re
-import sys
-import tempfile
-import threading
-import time
 from typing import Any, Callable, Mapping
 
 import numpy as np
 import tensorflow_datasets as tfds
-from tensorflow_datasets.core.dataset_info import DatasetInfoFileError
 
 from sgvu.data import images as images_lib
 from sgvu.data import tfds_format as fmt
 from sgvu.data.base import BadSample, DataError, PhotoItem, Sketch, SketchItem, Source, Split
 from sgvu.data.composed import ComposedQuery, ComposedSource, ComposedSplit
-from sgvu.data.tfds_builders import SgvuConfig
+from sgvu.data.tfds_builders import ReaderBuilder, check_local, prepare
+from sgvu.data.tfds_source import Shards, check_strict, open_copy
 
 Report = Callable[[str], None]
 
@@ -66,40 +58,18 @@ def content_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
   from sgvu.data import composed_real  # pylint: disable=g-import-not-at-top
   cls_name, fixed = DATASETS[name]
   params = inspect.signature(getattr(composed_real, cls_name)).parameters
-  allowed = {k for k, p in params.items() if k != "root" and k not in fixed
-             and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-  unknown = sorted(set(options) - allowed)
-  if unknown:
-    raise DataError(f"{name}: unknown option(s) {unknown}; valid: {sorted(allowed)} (docs/datasets.md)")
-  canon = fmt._canonical  # pylint: disable=protected-access
-  return {k: canon(options[k]) for k in sorted(options)
-          if k not in fmt.READ_ONLY_OPTIONS and canon(options[k]) != canon(params[k].default)}
+  return fmt.content_options_of(name, options, {k: p for k, p in params.items() if k != "root" and k not in fixed
+                                                and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)})
 
 
 def config_name(name: str, options: Mapping[str, Any]) -> str:
   """As tfds_format.config_name: 'default', 'verify-full', or a hash for values such as a texts path."""
-  parts = []
-  for k, v in content_options(name, options).items():
-    text = str(v)
-    if not (isinstance(v, (bool, int, str)) and re.fullmatch(r"[\w+\-]{1,40}", text)):
-      text = hashlib.sha256(json.dumps(v, sort_keys=True).encode()).hexdigest()[:10]
-    parts.append(f"{k}-{text}")
-  return ".".join(parts) or "default"
+  return fmt.config_name_of(content_options(name, options))
 
 
 def dataset_dir(data_dir: str, name: str, options: Mapping[str, Any]) -> str:
   """<data_dir>/sgvu_<name>/<config>/<version>, joined with '/' so a gs:// data_dir stays one."""
-  return "/".join([str(data_dir).rstrip("/"), f"sgvu_{name}", config_name(name, options), fmt.VERSION])
-
-
-def _stale_builds(data_dir: str, name: str, options: Mapping[str, Any]) -> list[str]:
-  from etils import epath  # pylint: disable=g-import-not-at-top
-  parent = epath.Path(dataset_dir(data_dir, name, options)).parent
-  try:
-    return sorted(os.fspath(p) for p in parent.iterdir()
-                  if p.name.startswith("incomplete.") and p.name.endswith("_" + fmt.VERSION))
-  except (FileNotFoundError, NotADirectoryError):
-    return []
+  return fmt.version_dir(data_dir, name, config_name(name, options))
 
 
 # ---------------------------------------------------------------------------- build
@@ -126,41 +96,19 @@ def _pairs(sp: ComposedSplit) -> Split:
                tuple(SketchItem(q.sketch, q.label, q.target) for q in sp.queries))
 
 
-class _Builder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+class _Builder(ReaderBuilder, skip_registration=True):
   """One composed dataset; subclasses set DATASET (and `name`, sgvu_<DATASET>)."""
 
-  DATASET = ""
-  VERSION = tfds.core.Version(fmt.VERSION)
+  CONTENT_OPTIONS = staticmethod(content_options)
   RELEASE_NOTES = {fmt.VERSION: "sgvu copy of the composed directory reader's index and files."}
-  BUILDER_CONFIGS = [SgvuConfig(name="default", description="the reader's default options")]
   MANUAL_DOWNLOAD_INSTRUCTIONS = "manual_dir is the folder sgvu's composed reader reads; see docs/datasets.md."
 
-  def __init__(self, *, options: Mapping[str, Any] | None = None, source: ComposedSource | None = None,
-               threads: int = 4, report: Report | None = None, **kwargs: Any):
-    options = dict(options or {})
-    content, name = content_options(self.DATASET, options), config_name(self.DATASET, options)
-    config = self.BUILDER_CONFIGS[0] if name == "default" else \
-        SgvuConfig(name=name, options=content, description=f"reader options {content}")
-    self._options, self._source, self._threads = options, source, max(1, threads)
-    self._report = report or (lambda s: None)
-    super().__init__(config=config, **kwargs)
-
   def _info(self) -> tfds.core.DatasetInfo:
-    return tfds.core.DatasetInfo(
-        builder=self,
-        description=(f"{self.DATASET} as read by sgvu's composed reader (sgvu.data.get_composed_source): gallery "
-                     "images and raster sketches as their file bytes, vector sketches as strokes; the index "
-                     "(splits, queries and their texts, skipped files) is in metadata['sgvu']."),
-        features=tfds.features.FeaturesDict({
-            "key": tfds.features.Text(),  # the directory reader's image key / query sketch key
-            "image": tfds.features.Tensor(shape=(), dtype=np.object_),  # encoded JPEG / PNG bytes
-            "points": tfds.features.Tensor(shape=(None, 2), dtype=np.float32),
-            "stroke_lengths": tfds.features.Tensor(shape=(None,), dtype=np.int32),
-        }),
-        homepage="docs/datasets.md",
-        disable_shuffling=True,  # record r is the r-th readable file, in index order
-        metadata=tfds.core.MetadataDict(),
-    )
+    # key: the directory reader's image key / query sketch key; record r is the r-th readable file, in index order.
+    return self._sgvu_info(
+        f"{self.DATASET} as read by sgvu's composed reader (sgvu.data.get_composed_source): gallery "
+        "images and raster sketches as their file bytes, vector sketches as strokes; the index "
+        "(splits, queries and their texts, skipped files) is in metadata['sgvu'].")
 
   def _split_generators(self, dl_manager):
     source = self._source
@@ -193,7 +141,7 @@ class _Builder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         keys, loads = list(first[kind]), list(first[kind].values())
         check = functools.partial(_check, source, kind)
         records, plan = [], []
-        for key, load, (fail, what) in zip(keys, loads, self._decode_all(pool, check, loads, kind)):
+        for key, load, (fail, what) in zip(keys, loads, self._decode_all(pool, check, loads, label=kind)):
           if fail is None:
             if not os.path.isfile(key) and what != "strokes":  # bytes are stored: the key must be the file
               raise DataError(f"{self.DATASET}: {kind} key {key!r} is not a file; cannot copy this reader")
@@ -228,16 +176,6 @@ class _Builder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     # TFDS refuses an empty split (every sketch failed): leave it out; the index says -1 for all.
     return {kind: self._generate_examples(source, plan) for kind, plan in plans.items() if plan}
 
-  def _decode_all(self, pool, check, items, kind: str) -> list:
-    out, start, last, chunk = [], time.time(), 0.0, 256  # bounded: pool.map would queue every item at once
-    for i in range(0, len(items), chunk):
-      out += list(pool.map(check, items[i:i + chunk]))
-      now = time.time()
-      if now - last > 5 or len(out) == len(items):
-        last = now
-        self._report(f"[{kind}] decoded {len(out)}/{len(items)} ({len(out) / max(now - start, 1e-9):.0f}/s)")
-    return out
-
   def _generate_examples(self, source: ComposedSource, plan):
     empty_points, empty_lengths = np.zeros((0, 2), np.float32), np.zeros((0,), np.int32)
     for r, (key, first, what) in enumerate(plan):
@@ -265,9 +203,7 @@ def build(name: str, manual_dir: str, data_dir: str, *, overwrite: bool = False,
   report = report or print
   check_name(name)
   content_options(name, reader_options)  # a misspelt option fails before anything is read
-  if str(data_dir).startswith("gs://"):  # as tfds_builders: array_record's writer is local-only
-    raise DataError(f"{name}: cannot write ArrayRecord shards to {data_dir!r} directly; build into a local "
-                    "data_dir and copy it (gcloud storage cp -r OUT/sgvu_NAME gs://...); docs/datasets.md")
+  check_local(name, data_dir)
   builder = BUILDERS[name](data_dir=data_dir, options=reader_options, file_format="array_record", threads=threads,
                            report=report)
   path = os.fspath(builder.data_path)
@@ -277,14 +213,7 @@ def build(name: str, manual_dir: str, data_dir: str, *, overwrite: bool = False,
   from sgvu.data.registry import get_composed_source  # pylint: disable=g-import-not-at-top
   # Absolute, so the keys (file paths) do not depend on the directory the build ran in.
   builder._source = get_composed_source(name, os.path.abspath(manual_dir), **reader_options)  # pylint: disable=protected-access
-  mode = tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS if overwrite else \
-      tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS
-  with tempfile.TemporaryDirectory(prefix="sgvu-tfds-") as downloads, contextlib.redirect_stdout(sys.stderr):
-    builder.download_and_prepare(download_dir=downloads, download_config=tfds.download.DownloadConfig(
-        manual_dir=os.path.abspath(manual_dir), download_mode=mode, try_download_gcs=False))
-  stale = _stale_builds(data_dir, name, reader_options)
-  if stale:
-    report(f"note: interrupted earlier builds left {len(stale)} folder(s) (safe to delete): {stale}")
+  prepare(builder, manual_dir, overwrite, report, dataset_dir(data_dir, name, reader_options))
   return path
 
 
@@ -314,7 +243,7 @@ def summary(meta: Mapping[str, Any]) -> str:
 class TFDSComposedSource(ComposedSource):
   """A built copy of one composed dataset; `open` makes it."""
 
-  def __init__(self, dataset: str, data_dir: str, path: str, meta: dict[str, Any]):
+  def __init__(self, dataset: str, data_dir: str, path: str, meta: dict[str, Any], builder=None):
     self.dataset, self.data_dir, self.path = dataset, data_dir, path  # dataset: the registry name
     self.name, self.kind = meta["name"], meta["kind"]
     self.root = None  # not a folder
@@ -340,15 +269,7 @@ class TFDSComposedSource(ComposedSource):
     self._skipped = tuple((str(k), str(r)) for k, r in meta["skipped_index"])
     if meta.get("photo_source"):  # only where the reader has one (the duet trains on it)
       self.photo_source = _Pairs(self, meta["photo_source"])
-    self._lock, self._builder, self._sources = threading.Lock(), None, {}
-
-  # Opened lazily and per process: grain / materialize workers get the index, not open file handles.
-  def __getstate__(self):
-    return {**self.__dict__, "_lock": None, "_builder": None, "_sources": {}}
-
-  def __setstate__(self, state):
-    self.__dict__.update(state)
-    self._lock = threading.Lock()
+    self._shards = Shards(path, builder)  # opened lazily and per process
 
   def _record(self, kind: str, key: str) -> dict[str, Any]:
     where = self._where[kind].get(key)
@@ -359,17 +280,7 @@ class TFDSComposedSource(ComposedSource):
       raise BadSample(*fail)  # what the directory reader raised for it
     if record < 0:
       raise BadSample(key, "skipped when the TFDS copy was built")
-    with self._lock:
-      if kind not in self._sources:
-        if self._builder is None:
-          self._builder = tfds.builder_from_directory(self.path)
-        self._sources[kind] = self._builder.as_data_source(split=kind)
-      data = self._sources[kind]
-    rec = data[record]
-    stored = rec["key"].decode() if isinstance(rec["key"], bytes) else str(rec["key"])
-    if stored != key:  # the index and the shards disagree: never a silently wrong sample
-      raise DataError(f"{self.path}: record {record} of {kind} holds {stored!r}, the index says {key!r}; rebuild it")
-    return rec
+    return self._shards.record(kind, record, key, what=kind, fix="rebuild it")
 
   def split(self, name: str) -> ComposedSplit:
     self._check_split(name)
@@ -421,45 +332,14 @@ class _Pairs(Source):
     return self._skipped
 
 
-def _missing(name: str, data_dir: str, options: Mapping[str, Any], path: str, error: Exception) -> DataError:
-  lines = [f"{name}: no complete TFDS copy at {path} (data_dir {data_dir!r}, config "
-           f"{config_name(name, options)!r}): {type(error).__name__}: {error}"]
-  try:
-    stale = _stale_builds(data_dir, name, options)
-    from etils import epath  # pylint: disable=g-import-not-at-top
-    built = sorted(p.name for p in (epath.Path(data_dir) / f"sgvu_{name}").iterdir() if not p.name.startswith("."))
-  except Exception:  # pylint: disable=broad-except  # only hints
-    stale, built = [], []
-  if stale:
-    lines.append(f"An interrupted build left {stale}; it is not a dataset. Delete it and rebuild.")
-  built = [b for b in built if not b.startswith("incomplete.")]
-  if built:
-    lines.append(f"Configs built there: {built} (reader options pick one; docs/datasets.md).")
-  lines.append("Build it with: " + fmt.BUILD_COMMAND.format(name=name, data_dir=data_dir))
-  return DataError("\n".join(lines))
-
-
 def open(name: str, data_dir: str, **reader_options: Any) -> TFDSComposedSource:  # pylint: disable=redefined-builtin
   """The copy of composed dataset `name` in `data_dir` built with these reader options (`strict` is
   read-time: True raises for the first file the reader skipped while indexing)."""
   check_name(name)
   content_options(name, reader_options)
-  if not data_dir:
-    raise DataError(f"{name}: a TFDS copy needs a data_dir (got {data_dir!r}); build one with: "
-                    + fmt.BUILD_COMMAND.format(name=name, data_dir="OUT"))
-  data_dir = str(data_dir)
-  path = dataset_dir(data_dir, name, reader_options)
-  try:
-    builder = tfds.builder_from_directory(path)
-  except (DatasetInfoFileError, FileNotFoundError, NotADirectoryError, ValueError) as e:
-    raise _missing(name, data_dir, reader_options, path, e) from None
-  meta = builder.info.metadata.get("sgvu") if builder.info.metadata else None
-  if not meta or meta.get("format") != FORMAT or meta.get("dataset") != name:
-    raise DataError(f"{path}: not an sgvu TFDS copy of {name!r} (format {FORMAT}); rebuild it with: "
-                    + fmt.BUILD_COMMAND.format(name=name, data_dir=data_dir))
-  source = TFDSComposedSource(name, data_dir, path, dict(meta))
-  if reader_options.get("strict") and source.skipped:
-    key, reason = source.skipped[0]
-    raise DataError(f"{name}: {key}: {reason} (strict=True; recorded when {path} was built)")
-  source._builder = builder  # pylint: disable=protected-access  # opened already
+  data_dir, path, builder, meta = open_copy(name, data_dir, config_name(name, reader_options),
+                                            command=lambda d: fmt.BUILD_COMMAND.format(name=name, data_dir=d),
+                                            expected_format=FORMAT)
+  source = TFDSComposedSource(name, data_dir, path, meta, builder)
+  check_strict(name, path, source.skipped, reader_options.get("strict"))
   return source

@@ -75,9 +75,68 @@ def _reader_class(dataset: str) -> type:
   return QMUL
 
 
-def _canonical(value: Any) -> Any:
+def canonical(value: Any) -> Any:
   """JSON-able form (tuples become lists), so ('a',) and ['a'] name the same copy."""
   return json.loads(json.dumps(value, sort_keys=True))
+
+
+def content_options_of(name: str, options: Mapping[str, Any], params: Mapping[str, inspect.Parameter], *,
+                       read_only: tuple[str, ...] = READ_ONLY_OPTIONS, doc: str = "docs/datasets.md",
+                       ) -> dict[str, Any]:
+  """`options` less those in `read_only` and those equal to their parameter's default, canonical and sorted.
+
+  params: the options `name`'s reader takes, with their defaults. Raises DataError naming `name` (and `doc`)
+  for an option not among them.
+  """
+  unknown = sorted(set(options) - set(params))
+  if unknown:
+    raise DataError(f"{name}: unknown option(s) {unknown}; valid: {sorted(params)} ({doc})")
+  out = {}
+  for k in sorted(options):
+    if k in read_only:
+      continue
+    v = canonical(options[k])
+    if v != canonical(params[k].default):
+      out[k] = v
+  return out
+
+
+def config_name_of(content: Mapping[str, Any]) -> str:
+  """'default', or content options as a TFDS config name: 'extended-False.max_per_class-1000'."""
+  parts = []
+  for k, v in content.items():
+    text = str(v)
+    if not (isinstance(v, (bool, int, str)) and re.fullmatch(r"[\w+\-]{1,40}", text)):
+      text = hashlib.sha256(json.dumps(v, sort_keys=True).encode()).hexdigest()[:10]  # lists: a hash
+    parts.append(f"{k}-{text}")
+  return ".".join(parts) or "default"
+
+
+def version_dir(data_dir: str, name: str, config: str) -> str:
+  """<data_dir>/sgvu_<name>/<config>/<version> as a string: joined with '/', never touched, so a
+  gs:// data_dir stays a gs:// path for etils / TFDS to open."""
+  return "/".join([str(data_dir).rstrip("/"), f"sgvu_{name}", config, VERSION])
+
+
+def incomplete_builds(version_path: str) -> list[str]:
+  """The `incomplete.*_<version>` folders an interrupted TFDS build leaves next to the version folder."""
+  from etils import epath  # pylint: disable=g-import-not-at-top
+  parent = epath.Path(version_path).parent
+  try:
+    return sorted(os.fspath(p) for p in parent.iterdir()
+                  if p.name.startswith("incomplete.") and p.name.endswith("_" + VERSION))
+  except (FileNotFoundError, NotADirectoryError):
+    return []
+
+
+def built_configs(data_dir: str, name: str) -> list[str]:
+  """The config folders under <data_dir>/sgvu_<name> (a hint for error messages: [] when it cannot be listed)."""
+  try:
+    from etils import epath  # pylint: disable=g-import-not-at-top
+    return sorted(p.name for p in (epath.Path(data_dir) / f"sgvu_{name}").iterdir()
+                  if not p.name.startswith((".", "incomplete.")))
+  except Exception:  # pylint: disable=broad-except  # only a hint
+    return []
 
 
 def content_options(dataset: str, options: Mapping[str, Any]) -> dict[str, Any]:
@@ -87,35 +146,23 @@ def content_options(dataset: str, options: Mapping[str, Any]) -> dict[str, Any]:
   """
   check_name(dataset)
   params = inspect.signature(_reader_class(dataset)).parameters
-  allowed = {k for k, p in params.items() if p.kind == p.KEYWORD_ONLY and k != "variant"}
-  unknown = sorted(set(options) - allowed)
-  if unknown:
-    raise DataError(f"{dataset}: unknown option(s) {unknown}; valid: {sorted(allowed)} (docs/datasets.md)")
-  out = {}
-  for k in sorted(options):
-    if k in READ_ONLY_OPTIONS:
-      continue
-    v = _canonical(options[k])
-    if v != _canonical(params[k].default):
-      out[k] = v
-  return out
+  return content_options_of(dataset, options, {k: p for k, p in params.items()
+                                               if p.kind == p.KEYWORD_ONLY and k != "variant"})
 
 
 def config_name(dataset: str, options: Mapping[str, Any]) -> str:
   """'default', or the content options as a TFDS config name: 'extended-False.max_per_class-1000'."""
-  parts = []
-  for k, v in content_options(dataset, options).items():
-    text = str(v)
-    if not (isinstance(v, (bool, int, str)) and re.fullmatch(r"[\w+\-]{1,40}", text)):
-      text = hashlib.sha256(json.dumps(v, sort_keys=True).encode()).hexdigest()[:10]  # lists: a hash
-    parts.append(f"{k}-{text}")
-  return ".".join(parts) or "default"
+  return config_name_of(content_options(dataset, options))
 
 
 def dataset_dir(data_dir: str, dataset: str, options: Mapping[str, Any]) -> str:
-  """<data_dir>/sgvu_<name>/<config>/<version> as a string: joined with '/', never touched, so a
-  gs:// data_dir stays a gs:// path for etils / TFDS to open."""
-  return "/".join([str(data_dir).rstrip("/"), tfds_name(dataset), config_name(dataset, options), VERSION])
+  """<data_dir>/sgvu_<name>/<config>/<version> (version_dir) of `dataset` read with `options`."""
+  return version_dir(data_dir, dataset, config_name(dataset, options))
+
+
+def stale_builds(data_dir: str, dataset: str, options: Mapping[str, Any]) -> list[str]:
+  """incomplete_builds of `dataset`'s copy with `options`."""
+  return incomplete_builds(dataset_dir(data_dir, dataset, options))
 
 
 # ----------------------------------------------------------------------------
@@ -176,14 +223,3 @@ def split_strokes(points: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:
   """Inverse of join_strokes."""
   points = np.asarray(points, np.float32).reshape(-1, 2)
   return [np.array(p) for p in np.split(points, np.cumsum(lengths)[:-1])] if len(lengths) else []
-
-
-def stale_builds(data_dir: str, dataset: str, options: Mapping[str, Any]) -> list[str]:
-  """The `incomplete.*_<version>` folders an interrupted TFDS build leaves next to the version folder."""
-  from etils import epath  # pylint: disable=g-import-not-at-top
-  parent = epath.Path(dataset_dir(data_dir, dataset, options)).parent
-  try:
-    return sorted(os.fspath(p) for p in parent.iterdir()
-                  if p.name.startswith("incomplete.") and p.name.endswith("_" + VERSION))
-  except (FileNotFoundError, NotADirectoryError):
-    return []

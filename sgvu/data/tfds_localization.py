@@ -19,29 +19,22 @@ from __future__ import annotations
 import base64
 import collections
 import concurrent.futures
-import contextlib
 import functools
-import hashlib
 import inspect
 import io
-import json
 import os
-import re
 import shlex
-import sys
-import tempfile
-import threading
 from typing import Any, Callable, Mapping
 
 import numpy as np
 import tensorflow_datasets as tfds
-from tensorflow_datasets.core.dataset_info import DatasetInfoFileError
 
 from sgvu.data import images, localization as loc
 from sgvu.data import tfds_format as fmt
 from sgvu.data.base import BadSample, DataError, Sketch, SketchItem
 from sgvu.data.coco_localization import SKETCH_PARTS, COCOLocalization, unseen_categories
-from sgvu.data.tfds_builders import SgvuConfig
+from sgvu.data.tfds_builders import ReaderBuilder, SgvuConfig, check_local, prepare
+from sgvu.data.tfds_source import Shards, open_copy
 from sgvu.data.voc_localization import DIFFICULT, VOC_CATEGORIES, VOCLocalization
 
 DATASETS = ("coco", "voc")  # registry.LOCALIZATION_DATASETS' names (synth is generated: no copy)
@@ -62,34 +55,19 @@ def _params(name: str) -> dict[str, inspect.Parameter]:
   return {k: p for k, p in inspect.signature(READERS[name]).parameters.items() if p.kind == p.KEYWORD_ONLY}
 
 
-def _canonical(value: Any) -> Any:
-  return json.loads(json.dumps(value, sort_keys=True))  # (0.8, 0.1) and [0.8, 0.1] name the same copy
-
-
 def content_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
   """The options that change the stored content, without those equal to the reader's default."""
   check_name(name)
-  params = _params(name)
-  unknown = sorted(set(options) - set(params))
-  if unknown:
-    raise DataError(f"{name}: unknown option(s) {unknown}; valid: {sorted(params)} (docs/localization.md)")
-  return {k: _canonical(options[k]) for k in sorted(options)
-          if k not in READ_TIME_OPTIONS and _canonical(options[k]) != _canonical(params[k].default)}
+  return fmt.content_options_of(name, options, _params(name), read_only=READ_TIME_OPTIONS, doc="docs/localization.md")
 
 
 def config_name(name: str, options: Mapping[str, Any]) -> str:
   """As tfds_format.config_name (which knows only the retrieval readers): 'default' or 'max_images-500'."""
-  parts = []
-  for k, v in content_options(name, options).items():
-    text = str(v)
-    if not (isinstance(v, (bool, int, str)) and re.fullmatch(r"[\w+\-]{1,40}", text)):
-      text = hashlib.sha256(json.dumps(v, sort_keys=True).encode()).hexdigest()[:10]  # lists: a hash
-    parts.append(f"{k}-{text}")
-  return ".".join(parts) or "default"
+  return fmt.config_name_of(content_options(name, options))
 
 
 def dataset_dir(data_dir: str, name: str, options: Mapping[str, Any]) -> str:
-  return "/".join([str(data_dir).rstrip("/"), f"sgvu_{name}", config_name(name, options), fmt.VERSION])
+  return fmt.version_dir(data_dir, name, config_name(name, options))
 
 
 def build_command(name: str, data_dir: str, options: Mapping[str, Any] | None = None) -> str:
@@ -105,10 +83,6 @@ def _pack(a, dtype: str) -> str:
 
 def _unpack(s: str, dtype: str) -> np.ndarray:
   return np.frombuffer(base64.b64decode(s), dtype).copy()
-
-
-def _text(v) -> str:
-  return v.decode() if isinstance(v, bytes) else str(v)
 
 
 # ---------------------------------------------------------------------------- building
@@ -182,38 +156,21 @@ def _decode_error(source, record) -> str | None:
     return e.reason
 
 
-class _Builder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+class _Builder(ReaderBuilder, skip_registration=True):
   """One localization dataset; subclasses set DATASET. Configs are made from the content options."""
 
-  DATASET = ""
-  VERSION = tfds.core.Version(fmt.VERSION)
+  CONTENT_OPTIONS = staticmethod(content_options)
   RELEASE_NOTES = {fmt.VERSION: "sgvu copy of the localization reader's index, image files and query sketches."}
   BUILDER_CONFIGS = [SgvuConfig(name="default", description="the reader's default content options")]
   MANUAL_DOWNLOAD_INSTRUCTIONS = "manual_dir is the dataset folder sgvu's reader reads; see docs/localization.md."
 
-  def __init__(self, *, options: Mapping[str, Any] | None = None, source=None, threads: int = 4,
-               report: Report | None = None, **kwargs: Any):
-    options = dict(options or {})
-    content, name = content_options(self.DATASET, options), config_name(self.DATASET, options)
-    config = self.BUILDER_CONFIGS[0] if name == "default" else \
-        SgvuConfig(name=name, options=content, description=f"reader options {content}")
-    self._options, self._source, self._threads = options, source, threads
-    self._report = report or (lambda s: None)
-    super().__init__(config=config, **kwargs)
-
   def _info(self) -> tfds.core.DatasetInfo:
-    return tfds.core.DatasetInfo(
-        builder=self,
-        description=f"{self.DATASET} localization as read by sgvu's reader; the index is in metadata['sgvu'].",
-        features=tfds.features.FeaturesDict({
-            "key": tfds.features.Text(),  # the reader's key: image file path, or '<ndjson path>:<line>'
-            "image": tfds.features.Tensor(shape=(), dtype=np.object_),  # the image file's bytes
-            "points": tfds.features.Tensor(shape=(None, 2), dtype=np.float32),  # query sketch strokes, joined
-            "stroke_lengths": tfds.features.Tensor(shape=(None,), dtype=np.int32),
-            "error": tfds.features.Text(),  # a sketch line the reader cannot load: its BadSample reason
-        }),
-        homepage="docs/localization.md", metadata=tfds.core.MetadataDict(),
-        disable_shuffling=True)  # record r is the r-th image of the image set / line of the pools
+    # key: the reader's key, an image file path or '<ndjson path>:<line>'; image: the image file's bytes; points,
+    # stroke_lengths: a query sketch's strokes; error: a sketch line the reader cannot load, its BadSample reason.
+    # Record r is the r-th image of the image set / line of the pools.
+    return self._sgvu_info(
+        f"{self.DATASET} localization as read by sgvu's reader; the index is in metadata['sgvu'].",
+        homepage="docs/localization.md", error=tfds.features.Text())
 
   def _split_generators(self, dl_manager):
     source = self._source
@@ -268,9 +225,7 @@ def build(name: str, manual_dir: str, data_dir: str, *, overwrite: bool = False,
   report = report or print
   check_name(name)
   content_options(name, reader_options)  # a misspelt option fails before anything is read
-  if str(data_dir).startswith("gs://"):
-    raise DataError(f"{name}: cannot write ArrayRecord shards to {data_dir!r} directly; build into a local "
-                    "data_dir and copy it (gcloud storage cp -r OUT/sgvu_NAME gs://...)")
+  check_local(name, data_dir, doc="")
   options = dict(reader_options)
   if options.get("sketch_root"):  # absolute, so the keys do not depend on where the build ran
     options["sketch_root"] = os.path.abspath(options["sketch_root"])
@@ -282,24 +237,8 @@ def build(name: str, manual_dir: str, data_dir: str, *, overwrite: bool = False,
   from sgvu.data.registry import get_localization_source  # pylint: disable=g-import-not-at-top
   # pylint: disable-next=protected-access
   builder._source = get_localization_source(name, os.path.abspath(manual_dir), **options)
-  mode = tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS if overwrite else \
-      tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS
-  with tempfile.TemporaryDirectory(prefix="sgvu-tfds-") as downloads, contextlib.redirect_stdout(sys.stderr):
-    builder.download_and_prepare(download_dir=downloads, download_config=tfds.download.DownloadConfig(
-        manual_dir=os.path.abspath(manual_dir), download_mode=mode, try_download_gcs=False))
-  stale = stale_builds(data_dir, name, options)
-  if stale:
-    report(f"note: interrupted earlier builds left {len(stale)} folder(s) (safe to delete): {stale}")
+  prepare(builder, manual_dir, overwrite, report, dataset_dir(data_dir, name, options))
   return os.fspath(builder.data_path)
-
-
-def stale_builds(data_dir: str, name: str, options: Mapping[str, Any]) -> list[str]:
-  parent = os.path.dirname(dataset_dir(data_dir, name, options))
-  try:
-    return sorted(os.path.join(parent, n) for n in os.listdir(parent)
-                  if n.startswith("incomplete.") and n.endswith("_" + fmt.VERSION))
-  except OSError:
-    return []
 
 
 def metadata(path: str) -> dict[str, Any]:
@@ -321,37 +260,12 @@ def summary(meta: Mapping[str, Any]) -> str:
 # ---------------------------------------------------------------------------- reading
 
 
-class _Shards:
-  """TFDS's random-access readers of one copy, opened on first use in each process (grain workers get the path)."""
-
-  def __init__(self, path: str, builder=None):
-    self.path, self._builder, self._sources, self._lock = path, builder, {}, threading.Lock()
-
-  def __getstate__(self):
-    return {"path": self.path}
-
-  def __setstate__(self, state):
-    self.__init__(state["path"])
-
-  def record(self, split: str, r: int, key: str) -> dict[str, Any]:
-    with self._lock:
-      if split not in self._sources:
-        if self._builder is None:
-          self._builder = tfds.builder_from_directory(self.path)
-        self._sources[split] = self._builder.as_data_source(split=split)
-    rec = self._sources[split][r]
-    if _text(rec["key"]) != key:  # the index and the shards disagree: never a silently wrong sample
-      raise DataError(f"{self.path}: record {r} of split {split} holds {_text(rec['key'])!r}, the index says "
-                      f"{key!r}; rebuild the copy")
-    return rec
-
-
 class StoredQueries:
   """The QuickDraw query pools of a copy: what coco_localization.QuickDrawQueries gives, from the shards."""
 
   name = "quickdraw"
 
-  def __init__(self, entries, categories, sketch_root: str, shards: _Shards):
+  def __init__(self, entries, categories, sketch_root: str, shards: Shards):
     self.root, self.categories, self._shards = sketch_root, tuple(categories), shards
     self.files: dict[int, str] = {}
     self._lines, self._cuts, self._base, self._label_of, self._pools = {}, {}, {}, {}, {}
@@ -383,8 +297,9 @@ class StoredQueries:
     if i >= len(lines) or lines[i] != int(lineno):
       raise BadSample(item.key, "line is not in the index")
     rec = self._shards.record("sketches", self._base[label] + i, item.key)
-    if _text(rec["error"]):
-      raise BadSample(item.key, _text(rec["error"]))
+    error = rec["error"].decode() if isinstance(rec["error"], bytes) else str(rec["error"])
+    if error:
+      raise BadSample(item.key, error)
     return Sketch(strokes=fmt.split_strokes(rec["points"], rec["stroke_lengths"]))
 
 
@@ -397,7 +312,7 @@ class _Copy:
       setattr(self, k, v)
     self.image_sets = dict(meta["image_sets"])
     self.load_skipped = tuple((k, r) for k, r in meta["skipped_load"])  # images that do not decode
-    self._shards = _Shards(path, builder)
+    self._shards = Shards(path, builder)
     self._sets = meta["sets"]
     bad = dict(self.load_skipped)
     self._where = {}  # image key -> (TFDS split, record, reason it does not decode)
@@ -472,36 +387,13 @@ class VOCCopy(_Copy, VOCLocalization):
 COPIES = {"coco": COCOCopy, "voc": VOCCopy}
 
 
-def _missing(name: str, data_dir: str, options: Mapping[str, Any], path: str, error: Exception) -> DataError:
-  lines = [f"{name}: no complete TFDS copy at {path} (data_dir {data_dir!r}, config "
-           f"{config_name(name, options)!r}): {type(error).__name__}: {error}"]
-  stale, parent = stale_builds(data_dir, name, options), os.path.join(data_dir, f"sgvu_{name}")
-  if stale:
-    lines.append(f"An interrupted build left {stale}; it is not a dataset. Delete it and rebuild.")
-  built = sorted(n for n in os.listdir(parent) if not n.startswith(".")) if os.path.isdir(parent) else []
-  if built:
-    lines.append(f"Configs built there: {built} (content options pick one: {sorted(_params(name))}).")
-  lines.append("Build it with: " + build_command(name, data_dir, options))
-  return DataError("\n".join(lines))
-
-
 # pylint: disable-next=redefined-builtin
 def open(name: str, data_dir: str, **reader_options: Any) -> loc.LocalizationSource:
   """The copy of localization dataset `name` in `data_dir`, as get_localization_source(name, root, **reader_options)
   reads the folder it was built from (sketch_root is not needed; strict=True raises for the first recorded skip)."""
   check_name(name)
   content_options(name, reader_options)
-  if not data_dir:
-    raise DataError(f"{name}: a TFDS copy needs a data_dir (got {data_dir!r}); build one with: "
-                    + build_command(name, "OUT", reader_options))
-  data_dir = str(data_dir)
-  path = dataset_dir(data_dir, name, reader_options)
-  try:
-    builder = tfds.builder_from_directory(path)
-  except (DatasetInfoFileError, FileNotFoundError, NotADirectoryError, ValueError) as e:
-    raise _missing(name, data_dir, reader_options, path, e) from None
-  meta = builder.info.metadata.get("sgvu") if builder.info.metadata else None
-  if not meta or meta.get("format") != fmt.FORMAT or meta.get("dataset") != name:
-    raise DataError(f"{path}: not an sgvu TFDS copy of {name!r} (format {fmt.FORMAT}); rebuild it with: "
-                    + build_command(name, data_dir, reader_options))
-  return COPIES[name](path, dict(meta), builder, **reader_options)
+  _, path, builder, meta = open_copy(name, data_dir, config_name(name, reader_options),
+                                     command=lambda d: build_command(name, d, reader_options),
+                                     pick=f"content options pick one: {sorted(_params(name))}")
+  return COPIES[name](path, meta, builder, **reader_options)
