@@ -27,6 +27,7 @@ import ast
 import dataclasses
 import functools
 import hashlib
+import glob
 import json
 import os
 import re
@@ -38,6 +39,7 @@ from absl import logging
 import jax
 import numpy as np
 
+from sgvu import event_files
 from sgvu import interrupt
 from sgvu import table_stats
 
@@ -45,7 +47,7 @@ RESULT_FILE = "result.json"
 FINGERPRINT_FILE = "FINGERPRINT"
 # Keys that never change what a row computes: left out of fingerprints.
 NEUTRAL_KEYS = ("methods", "seeds", "name", "smoke_test", "log_every", "checkpoint_every", "keep_checkpoints",
-                "grid_method", "grid_queries", "num_workers", "cache_dir", "ship", "use_shipped")
+                "grid_method", "grid_queries", "num_workers", "cache_dir", "ship", "use_shipped", "tfds_data_dir")
 
 
 @dataclasses.dataclass
@@ -85,6 +87,10 @@ def row_dir(workdir: str, method: str, seed: int) -> str:
 REGISTRIES = ("sgvu.tasks.registry", "sgvu.data.registry", "sgvu.models.registry")
 # What runs every table besides the task's own closure; tools only read results.
 RUNNER = ("sgvu.main", "sgvu.experiment")
+# Modules that only draw or log what was computed (pictures, plots, fonts, event files): left out of every code
+# hash like the registries, so a label or a log line never stales a table or un-ships the CLIP.
+OUTPUT_ONLY = ("sgvu.viz", "sgvu.plots", "sgvu.fonts", "sgvu.event_files", "sgvu.tasks.context_pictures",
+               "sgvu.tasks.composed_pictures", "sgvu.tasks.localization_pictures")
 
 
 def _hash_files(paths: Sequence[str]) -> str:
@@ -115,8 +121,8 @@ def code_version(task: str | None = None) -> str:
   root = os.path.dirname(os.path.abspath(__file__))
   if task is not None:
     from sgvu.tasks import registry  # pylint: disable=g-import-not-at-top
-    return _hash_files(source_closure((registry.module_name(task),) + RUNNER, exclude=("sgvu.tools",) + REGISTRIES,
-                                      local_imports=True))
+    return _hash_files(source_closure((registry.module_name(task),) + RUNNER,
+                                      exclude=("sgvu.tools",) + REGISTRIES + OUTPUT_ONLY, local_imports=True))
   paths = []
   for folder, dirs, files in os.walk(root):
     dirs[:] = [d for d in dirs if d not in ("tools", "__pycache__", "assets")]
@@ -175,7 +181,7 @@ def source_closure(modules: str | Sequence[str], exclude: Sequence[str] = (), *,
 def module_version(module: str, exclude: tuple[str, ...] = ()) -> str:
   """Hash of the sgvu source `module` depends on (module-level source_closure, registries left out):
   what a cached artefact of that module (the SynthSketch CLIP) must be rebuilt after, and nothing else."""
-  return _hash_files(source_closure(module, tuple(exclude) + REGISTRIES))
+  return _hash_files(source_closure(module, tuple(exclude) + REGISTRIES + OUTPUT_ONLY))
 
 
 def asset_versions() -> list[str]:
@@ -354,6 +360,21 @@ def flagged_metrics(metrics: Sequence[str], gallery_size: int | None) -> list[st
   return out
 
 
+def log_pictures(workdir: str) -> list[str]:
+  """Every picture the table drew in WORKDIR (retrieval grids, curves) as a TensorBoard image summary
+  in WORKDIR's event file, tagged by its file name; returns the tags."""
+  paths = sorted(glob.glob(os.path.join(workdir, "*.png")))
+  if not paths:
+    return []
+  writer = event_files.EventWriter(workdir)
+  try:
+    for path in paths:
+      writer.image(os.path.splitext(os.path.basename(path))[0], path)
+  finally:
+    writer.close()
+  return [os.path.splitext(os.path.basename(p))[0] for p in paths]
+
+
 def run(table: Table, workdir: str, *, started: float | None = None) -> dict:
   """Runs every (row, seed) not already done with these settings; returns {"rows": [...]}.
 
@@ -384,6 +405,8 @@ def run(table: Table, workdir: str, *, started: float | None = None) -> dict:
     if table.pictures is not None and jax.process_index() == 0:
       interrupt.check("before drawing the pictures")
       table.pictures({r["method"]: r for r in rows})
+    if jax.process_index() == 0:
+      log_pictures(workdir)
   wall = time.perf_counter() - t0
   fixed = [r["method"] for r in rows if not table.trains(r["method"])]
   stats = table_stats.beyond_2std(rows, table.metrics, table.baseline, fixed) if table.baseline else None

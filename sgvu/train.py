@@ -32,7 +32,9 @@ import numpy as np
 import optax
 
 from sgvu import checkpoint as ckpt_lib
+from sgvu import event_files
 from sgvu import interrupt
+from sgvu import optim as optim_lib
 from sgvu import sharding as sharding_lib
 from sgvu.tasks.base import Task
 
@@ -249,11 +251,13 @@ def _format_eta(seconds: float) -> str:
 
 
 class MetricsWriter:
-  """Appends one JSON line per record to WORKDIR/metrics.jsonl (process 0 only)."""
+  """Appends one JSON line per record to WORKDIR/metrics.jsonl and the same scalars to TensorBoard event
+  files in WORKDIR (an 'eval' record's metrics as eval/<name>; process 0 only)."""
 
   def __init__(self, workdir: str, name: str = "metrics.jsonl"):
     self.path = os.path.join(workdir, name)
     self.enabled = jax.process_index() == 0
+    self.events = event_files.EventWriter(workdir, enabled=self.enabled)
     if self.enabled:
       os.makedirs(workdir, exist_ok=True)
 
@@ -261,6 +265,12 @@ class MetricsWriter:
     if self.enabled:
       with open(self.path, "a") as f:
         f.write(json.dumps({k: _jsonable(v) for k, v in record.items()}) + "\n")
+      evals = record.get("eval")
+      flat = {f"eval/{k}": v for k, v in evals.items()} if isinstance(evals, Mapping) else {}
+      self.events.scalars({**{k: v for k, v in record.items() if k != "eval"}, **flat})
+
+  def close(self) -> None:
+    self.events.close()
 
 
 def _jsonable(v):
@@ -295,62 +305,65 @@ def _fit(task, config, workdir, *, mesh, setup, stop_after, evaluate):
   logging.info("%s: %s trainable / %s frozen parameters", type(task).__name__,
                f"{setup.num_trainable:,}", f"{setup.num_frozen:,}")
   writer = MetricsWriter(workdir)
-  checkpointer = ckpt_lib.Checkpointer(workdir, every=config.checkpoint_every,
-                                       keep=config.get("keep_checkpoints", 2))
-  local_batch = sharding_lib.batch_size_per_process(config.batch_size)
-  data = task.train_iterator(local_batch, config.seed)
+  try:
+    checkpointer = ckpt_lib.Checkpointer(workdir, every=config.checkpoint_every,
+                                         keep=config.get("keep_checkpoints", 2))
+    local_batch = sharding_lib.batch_size_per_process(config.batch_size)
+    data = task.train_iterator(local_batch, config.seed)
 
-  restored = None
-  if checkpointer.latest_step() is not None:
-    abstract = ckpt_lib.abstract_with_shardings(setup.abstract_state, setup.state_shardings)
-    restored = checkpointer.restore_latest(abstract, data)
-    if restored is None:  # Nothing readable: start over, with an iterator no failed restore touched.
-      data = task.train_iterator(local_batch, config.seed)
-  if restored is not None:
-    state = restored[1]
-    logging.info("resuming at step %d", restored[0])
-  else:
-    state = initial_state(task, setup, config.seed)
-  step = int(replicated_to_host(state.step))
-  interrupt.check(f"at step {step}")
+    restored = None
+    if checkpointer.latest_step() is not None:
+      abstract = ckpt_lib.abstract_with_shardings(setup.abstract_state, setup.state_shardings)
+      restored = checkpointer.restore_latest(abstract, data)
+      if restored is None:  # Nothing readable: start over, with an iterator no failed restore touched.
+        data = task.train_iterator(local_batch, config.seed)
+    if restored is not None:
+      state = restored[1]
+      logging.info("resuming at step %d", restored[0])
+    else:
+      state = initial_state(task, setup, config.seed)
+    step = int(replicated_to_host(state.step))
+    interrupt.check(f"at step {step}")
 
-  evals = []
-  eval_every = config.get("eval_every", 0)
-  total = config.num_steps
-  t_start, step_start = time.perf_counter(), step
-  pending = None  # Metrics of the previous step, read one step late to keep dispatch ahead.
-  log = lambda p: _check_and_log(p, writer, config, total, t_start, step_start)
-  # The mesh is set around the step only: evaluation code (metrics, embedding)
-  # may use other devices than a mesh built from a subset of them.
-  while step < total:
-    batch = sharding_lib.to_global(next(data), setup.batch_sharding)
-    with jax.set_mesh(setup.mesh):
-      state, metrics = setup.step(state, batch)
-    step += 1
-    if pending is not None:
-      log(pending)
-    pending = (step, metrics)
-    # Checkpoints and evals happen on confirmed-finite state only.
-    if checkpointer.every and step % checkpointer.every == 0 or (eval_every and step % eval_every == 0):
-      log(pending)
-      pending = None
-      checkpointer.save(step, state, data)
-      if eval_every and step % eval_every == 0 and step < total:
-        evals.append(_evaluate(task, state, step, writer, evaluate))
-    if interrupt.requested() or (stop_after is not None and step >= stop_after):
+    evals = []
+    eval_every = config.get("eval_every", 0)
+    total = config.num_steps
+    t_start, step_start = time.perf_counter(), step
+    pending = None  # Metrics of the previous step, read one step late to keep dispatch ahead.
+    log = lambda p: _check_and_log(p, writer, config, total, t_start, step_start)
+    # The mesh is set around the step only: evaluation code (metrics, embedding)
+    # may use other devices than a mesh built from a subset of them.
+    while step < total:
+      batch = sharding_lib.to_global(next(data), setup.batch_sharding)
+      with jax.set_mesh(setup.mesh):
+        state, metrics = setup.step(state, batch)
+      step += 1
       if pending is not None:
         log(pending)
-      checkpointer.save(step, state, data, force=True)
-      checkpointer.close()
-      raise interrupt.Stopped(f"stopped at step {step}; {interrupt.RESUME_HINT}")
-  if pending is not None:
-    log(pending)
-  checkpointer.save(step, state, data, force=True)
-  checkpointer.close()
-  interrupt.check(f"at step {step} before the final evaluation")
-  evals.append(_evaluate(task, state, step, writer, evaluate))
-  interrupt.check(f"after the final evaluation at step {step}")
-  return state, evals
+      pending = (step, metrics)
+      # Checkpoints and evals happen on confirmed-finite state only.
+      if checkpointer.every and step % checkpointer.every == 0 or (eval_every and step % eval_every == 0):
+        log(pending)
+        pending = None
+        checkpointer.save(step, state, data)
+        if eval_every and step % eval_every == 0 and step < total:
+          evals.append(_evaluate(task, state, step, writer, evaluate))
+      if interrupt.requested() or (stop_after is not None and step >= stop_after):
+        if pending is not None:
+          log(pending)
+        checkpointer.save(step, state, data, force=True)
+        checkpointer.close()
+        raise interrupt.Stopped(f"stopped at step {step}; {interrupt.RESUME_HINT}")
+    if pending is not None:
+      log(pending)
+    checkpointer.save(step, state, data, force=True)
+    checkpointer.close()
+    interrupt.check(f"at step {step} before the final evaluation")
+    evals.append(_evaluate(task, state, step, writer, evaluate))
+    interrupt.check(f"after the final evaluation at step {step}")
+    return state, evals
+  finally:
+    writer.close()  # flushes the event file, also when a stop or an error ends the run
 
 
 def _check_and_log(pending, writer, config, total, t_start, step_start):
@@ -368,7 +381,16 @@ def _check_and_log(pending, writer, config, total, t_start, step_start):
     scalars = {k: float(v) for k, v in metrics.items() if k != "finite"}
     extra = " ".join(f"{k}={v:.4g}" for k, v in scalars.items() if k != "loss")
     logging.info("step %d/%d loss=%.4f %s | %.2f steps/s ETA %s", step, total, scalars["loss"], extra, rate, eta)
-    writer.write({"step": step, **scalars, "steps_per_s": rate})
+    writer.write({"step": step, **scalars, "steps_per_s": rate, **_learning_rate(config, step)})
+
+
+def _learning_rate(config, step: int) -> dict[str, float]:
+  """{'lr': the base learning rate the optimizer used at `step`}, from the schedule on the host (for the logs)."""
+  c = config.get("optim")
+  if c is None or c.get("lr") is None:
+    return {}
+  lr = optim_lib.schedule(float(c.lr), c, config.num_steps)  # a float for a constant rate
+  return {"lr": float(lr(max(step - 1, 0)) if callable(lr) else lr)}
 
 
 def _evaluate(task, state, step, writer, evaluate):

@@ -1,4 +1,5 @@
-"""Pictures people would rather look at than read: retrieval grids, curves."""
+"""Pictures people would rather look at than read: retrieval grids, progressive top-k figures (labels in
+sgvu.fonts' DejaVu Sans; curves are matplotlib, sgvu.plots)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from sgvu import fonts
 
 _GREEN, _RED = (40, 170, 60), (220, 40, 40)
 _GREY = (150, 150, 150)  # a hit nothing says is right or wrong (no category / target given)
@@ -33,17 +36,17 @@ def retrieval_grid(queries: Sequence[np.ndarray], hits: Sequence[Sequence[np.nda
   pad, head = 4, 18 if title else 0
   width = cols * (cell + pad) + pad + 6
   if title:  # a narrow grid (few hits) still shows the whole title
-    width = max(width, int(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(title)) + 2 * pad)
+    width = max(width, int(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(title, font=fonts.label_font(11))) + 2 * pad)
   canvas = Image.new("RGB", (width, len(queries) * (cell + pad) + pad + head), "white")
   draw = ImageDraw.Draw(canvas)
   if title:
-    draw.text((pad, 3), title, fill=(0, 0, 0))
+    draw.text((pad, 3), title, fill=(0, 0, 0), font=fonts.label_font(11))
   for r, (query, row, ok) in enumerate(zip(queries, hits, correct)):
     y = head + pad + r * (cell + pad)
     canvas.paste(_rgb(query).resize((cell, cell)), (pad, y))
     draw.rectangle([pad - 1, y - 1, pad + cell, y + cell], outline=(60, 60, 200), width=2)
     if labels is not None and labels[r]:
-      draw.text((pad + 2, y + 1), labels[r], fill=(60, 60, 200))
+      draw.text((pad + 2, y + 1), labels[r], fill=(60, 60, 200), font=fonts.label_font(10))
     for c, (img, good) in enumerate(zip(row, ok)):
       x = pad + 6 + (c + 1) * (cell + pad)
       canvas.paste(_rgb(img).resize((cell, cell)), (x, y))
@@ -75,48 +78,6 @@ def progressive_queries(strokes: Sequence[np.ndarray], image_size: int, rows: in
   total = strokes_lib.num_points(strokes)
   fractions = np.asarray([strokes_lib.num_points(strokes[:c]) / total for c in counts], np.float32)
   return counts, partial, fractions
-
-_PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
-            (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207), (0, 0, 0), (120, 200, 120),
-            (200, 120, 200), (90, 90, 200)]
-
-
-def plot_curves(curves: dict[str, dict[str, Sequence[float]]], fractions: Sequence[float], path: str, *,
-                title: str = "") -> None:
-  """PNG: ranking percentile and 1/rank against sketch completion, one line per method."""
-  panels = [("percentile", "ranking percentile"), ("reciprocal_rank", "1 / rank")]
-  w, h, left, bottom, top = 460, 330, 48, 36, 40
-  legend_rows = (len(curves) + 2) // 3
-  canvas = Image.new("RGB", (2 * w, h + 20 + 16 * legend_rows), "white")
-  draw = ImageDraw.Draw(canvas)
-  draw.text((8, 4), title, fill=(0, 0, 0))
-  xs = [100.0 * f for f in fractions]
-  for p, (key, label) in enumerate(panels):
-    x0, y0, x1, y1 = p * w + left, top, p * w + w - 12, h - bottom
-    values = [v for c in curves.values() for v in c[key]]
-    lo = 0.0 if key == "reciprocal_rank" else min(values, default=0.0)
-    hi = max(values, default=1.0)
-    lo, hi = (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
-    sx = lambda x: x0 + (x - 0.0) / 100.0 * (x1 - x0)
-    sy = lambda y: y1 - (y - lo) / (hi - lo) * (y1 - y0)
-    draw.rectangle([x0, y0, x1, y1], outline=(0, 0, 0))
-    for tick in (0, 25, 50, 75, 100):
-      draw.line([sx(tick), y1, sx(tick), y1 + 4], fill=(0, 0, 0))
-      draw.text((sx(tick) - 10, y1 + 6), f"{tick}%", fill=(0, 0, 0))
-    for i in range(5):
-      y = lo + i * (hi - lo) / 4
-      draw.line([x0 - 4, sy(y), x0, sy(y)], fill=(0, 0, 0))
-      draw.text((p * w + 4, sy(y) - 6), f"{y:.2f}", fill=(0, 0, 0))
-    draw.text((x0 + 4, y0 - 14), f"{label} vs sketch completion", fill=(0, 0, 0))
-    for n, c in enumerate(curves.values()):
-      pts = [(sx(x), sy(y)) for x, y in zip(xs, c[key])]
-      draw.line(pts, fill=_PALETTE[n % len(_PALETTE)], width=2)
-  for n, name in enumerate(curves):
-    x, y = 12 + (n % 3) * (2 * w // 3), h + 12 + 16 * (n // 3)
-    draw.rectangle([x, y + 3, x + 18, y + 7], fill=_PALETTE[n % len(_PALETTE)])
-    draw.text((x + 24, y), name, fill=(0, 0, 0))
-  canvas.save(path)
-
 
 def progressive_figure(strokes: Sequence[np.ndarray], embed_sketches: Callable[[np.ndarray], np.ndarray],
                        gallery_embeds: np.ndarray, gallery_images: Callable[[int], np.ndarray], path: str, *,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from experiments import blocks, fg_zs_sbir, zs_sbir
-from sgvu import main
+from sgvu import event_files, main
 from sgvu.tools import search, serve
 from sgvu.models.clip import get_preset
 
@@ -39,6 +39,17 @@ def test_zs_sbir_small_end_to_end_and_resume(tmp_path):
       assert 0.0 <= r[m] <= 1.0, (r["method"], m, r[m])
   assert os.path.getsize(tmp_path / "retrieval_grid.png") > 1000
   assert (tmp_path / "ours" / "seed0" / "metrics.jsonl").exists()
+  # TensorBoard sees what metrics.jsonl says (its own loader): loss terms, lr, steps/s, every eval metric per
+  # row, and the table's pictures in the table's workdir (tensorboard --logdir runs/).
+  logged = [json.loads(l) for l in (tmp_path / "ours" / "seed0" / "metrics.jsonl").read_text().splitlines()]
+  scalars = event_files.read_scalars(str(tmp_path / "ours" / "seed0"))
+  train_records = [r for r in logged if "eval" not in r]
+  assert {"loss", "lr", "steps_per_s"} <= set(scalars) and {"loss", "lr"} <= set(train_records[-1])
+  assert [v for _, v in scalars["loss"]] == pytest.approx([r["loss"] for r in train_records])
+  final_eval = [r for r in logged if "eval" in r][-1]
+  # (tensorboardX writes '@' in a tag as '_')
+  assert scalars["eval/mAP_all"][-1] == (final_eval["step"], pytest.approx(final_eval["eval"]["mAP@all"]))
+  assert set(event_files.read_images(str(tmp_path))) >= {"retrieval_grid"}
   assert results["smoke_test"] is True and set(results["flagged"]) == {"mAP@200", "P@100", "P@200"}
 
   # "LayerNorm only" really is: prompts (2 x P x D) plus every LayerNorm of the image tower, nothing else.

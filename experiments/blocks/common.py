@@ -68,6 +68,7 @@ def data_config(**overrides) -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.dataset = "synth"
   c.root = ""  # real datasets: the local copy (see docs/datasets.md)
+  c.tfds_data_dir = ""  # or its TFDS / ArrayRecord copy (local or gs://; python -m sgvu.tools.build_tfds)
   c.image_size = 64
   c.num_workers = 0
   c.strict = False

@@ -13,6 +13,7 @@ def add_localization(c: ml_collections.ConfigDict, arg: str) -> ml_collections.C
   c.data = ml_collections.ConfigDict()
   c.data.dataset = "synth"  # sgvu.data.registry.LOCALIZATION_DATASETS: synth | coco | voc
   c.data.root = ""
+  c.data.tfds_data_dir = ""  # or the TFDS copy of root (+ sketch_root) made by python -m sgvu.tools.build_tfds
   c.data.short_side = 128  # images are resized to this short side, long side at most max_side,
   c.data.max_side = 128  # and pasted on a max_side x max_side canvas (static shapes)
   c.data.max_boxes = 8  # boxes per image after padding (more is an error naming the image)
@@ -73,7 +74,9 @@ def add_localization_paper(c: ml_collections.ConfigDict, dataset: str, options: 
   """Real data (COCO / VOC + QuickDraw) in the CMA release's settings; `options` are the reader's."""
   c.seeds = 1
   c.data.dataset = dataset
-  c.data.short_side, c.data.max_side = 600, 1000
+  # The release's short side 600, long side at most 1000; here at most 1008, since the static canvas must be a
+  # multiple of the stride-16 features (1000 failed validation for the faster-rcnn row).
+  c.data.short_side, c.data.max_side = 600, 1008
   c.data.sketch_size = 256  # the release's QuickDraw renders
   c.data.queries = "one"  # the release's training pairs: one query per image
   c.data.num_workers = 8

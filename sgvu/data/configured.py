@@ -10,6 +10,7 @@ from typing import Any, Mapping
 
 from sgvu.data import get_source
 from sgvu.data import pipeline
+from sgvu.data import registry
 from sgvu.data.base import Source
 
 
@@ -23,9 +24,18 @@ def source_from_config(c, *, image_size: int | None = None, kinds: tuple[str, ..
 
   data.holdout = 'categories' | 'instances': a validation split carved from the train split
   (sgvu.data.holdout, every data.holdout_every-th category or photo); the test split is not touched.
+  data.tfds_data_dir (local or gs://): read the TFDS / ArrayRecord copy there instead of data.root.
   """
   dataset = _get(c, "dataset")
-  if dataset == "synth":
+  tfds_data_dir = _get(c, "tfds_data_dir", "")
+  if dataset == "synth" and tfds_data_dir:
+    raise ValueError(f"config.data.tfds_data_dir={tfds_data_dir!r}: synth is generated and has no TFDS copy; "
+                     "leave it ''")
+  if tfds_data_dir:  # the copy sgvu.tools.build_tfds made of the same folder: the same splits, items and skips
+    options = _get(c, "reader_options") or {}
+    options = options.to_dict() if hasattr(options, "to_dict") else dict(options)
+    source = registry.get_tfds_source(dataset, tfds_data_dir, **{**options, **kwargs})
+  elif dataset == "synth":
     kwargs = dict(seed=_get(c, "synth_seed"), photos_per_category=_get(c, "photos_per_category"),
                   sketches_per_photo=_get(c, "sketches_per_photo"), **kwargs)
     source = get_source("synth", None, **kwargs)

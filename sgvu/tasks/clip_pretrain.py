@@ -138,7 +138,7 @@ def weights_key(config: ml_collections.ConfigDict) -> dict:
 def weights_files() -> dict[str, str]:
   """sha256 (16 hex) of each file whose code the weights depend on, by path under sgvu/: kept in the
   provenance so a mismatch can name the files that changed."""
-  return experiment.file_hashes(experiment.source_closure(__name__, NOT_WEIGHTS + experiment.REGISTRIES))
+  return experiment.file_hashes(experiment.source_closure(__name__, NOT_WEIGHTS + experiment.REGISTRIES + experiment.OUTPUT_ONLY))
 
 
 def weights_digest(config: ml_collections.ConfigDict) -> str:

@@ -44,11 +44,16 @@ def make_source(config: ml_collections.ConfigDict):
   """config.data -> the composed-retrieval source (sgvu.data.composed)."""
   d = config.data
   options = d.reader_options.to_dict()
+  if d.dataset.startswith("synth_") and d.get("tfds_data_dir"):
+    raise ValueError(f"config.data.tfds_data_dir={d.tfds_data_dir!r}: {d.dataset} is generated and has no TFDS "
+                     "copy; leave it ''")
   if d.dataset == "synth_scenes":
     return data_registry.get_composed_source(d.dataset, seed=d.synth_seed, **options)
   if d.dataset == "synth_instances":
     return data_registry.get_composed_source(d.dataset, seed=d.synth_seed, photos_per_category=d.photos_per_category,
                                              sketches_per_photo=d.sketches_per_photo, **options)
+  if d.get("tfds_data_dir"):  # the TFDS copy of the same folder (sgvu.tools.build_tfds)
+    return data_registry.get_tfds_composed_source(d.dataset, d.tfds_data_dir, strict=d.strict, **options)
   return data_registry.get_composed_source(d.dataset, root=d.root, strict=d.strict, **options)
 
 

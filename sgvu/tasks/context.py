@@ -257,6 +257,8 @@ def _validate_real(config: ml_collections.ConfigDict) -> None:
   copies = (("data.root", d.root, "Sketchy", sketchy.LAYOUT),
             ("pretext_data.root", config.pretext_data.root, "PASCAL VOC 2012 (the VOC2012 folder)", voc_images.LAYOUT))
   for key, root, name, layout in copies:
+    if key == "data.root" and d.get("tfds_data_dir"):
+      continue  # Sketchy from its TFDS copy
     if not root:
       raise ValueError(f"config.{key} is required: the local copy of {name}, laid out as\n{layout}\n"
                        f"e.g. --config.{key}=/data/... (docs/context.md)")

@@ -235,8 +235,9 @@ def validate_base(config: ml_collections.ConfigDict, methods=()) -> None:
       raise ValueError(f"config.data.categories has unknown {unknown}; valid: {sorted(catalog.ALL_CATEGORIES)}")
     if not 0.0 < config.data.test_fraction < 1.0:
       raise ValueError(f"config.data.test_fraction={config.data.test_fraction} must be in (0, 1)")
-  elif not config.data.root:
-    raise ValueError(f"config.data.root is required for dataset {config.data.dataset!r} (see docs/datasets.md)")
+  elif not config.data.root and not config.data.get("tfds_data_dir"):
+    raise ValueError(f"config.data.root (or config.data.tfds_data_dir) is required for dataset "
+                     f"{config.data.dataset!r} (see docs/datasets.md)")
   configs.check_choice(config, "fg.encoder", ENCODERS)
   configs.check_choice(config, "fg.loss", LOSSES)
   if needs_clip(config, methods):

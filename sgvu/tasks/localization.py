@@ -14,7 +14,6 @@ ground-truth boxes (green) and each row's three best boxes (red, brightest first
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import time
@@ -22,12 +21,10 @@ import time
 from absl import logging
 import jax
 import ml_collections
-import numpy as np
-from PIL import Image, ImageDraw
-
 from sgvu import configs, evaluators, experiment, train
 from sgvu.evaluators import localization as _evaluator  # noqa: F401  found by name; imported so tables hash it
 from sgvu.tasks import localization_models as models
+from sgvu.tasks import localization_pictures
 from sgvu.tasks.localization_models import METHODS
 
 EXAMPLES_FILE = "localization_examples.png"
@@ -45,6 +42,8 @@ def make_source(config: ml_collections.ConfigDict, num_sketches: int):
     keep = options.pop("materialize", False)
     source = registry.construct("synth", readers["synth"], **options)
     return source.materialize((d.train_split,) + tuple(config.evals.localization.splits.values())) if keep else source
+  if d.get("tfds_data_dir"):  # the TFDS copy of the same folders (sgvu.tools.build_tfds)
+    return registry.get_tfds_localization_source(d.dataset, d.tfds_data_dir, **options)
   return registry.construct(d.dataset, readers[d.dataset], d.root, **options)
 
 
@@ -98,7 +97,7 @@ def _last_losses(directory: str) -> dict[str, float]:
       for line in f:
         record = json.loads(line)
         if "eval" not in record:
-          last = {k: v for k, v in record.items() if k not in ("step", "steps_per_s") and isinstance(v, float)}
+          last = {k: v for k, v in record.items() if k not in ("step", "steps_per_s", "lr") and isinstance(v, float)}
   except OSError:
     pass
   return last
@@ -115,9 +114,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
   configs.check_choice(config, "data.dataset", registry.LOCALIZATION_DATASETS)
   configs.check_choice(config, "data.queries", ("each", "one"))
   configs.check_choice(config, "data.train_split", ("train",))
-  if d.dataset != "synth" and not d.root:
+  copy = d.get("tfds_data_dir")  # a TFDS copy holds the images and the query sketches
+  if d.dataset == "synth" and copy:
+    raise ValueError(f"config.data.tfds_data_dir={copy!r}: synth is generated and has no TFDS copy; leave it ''")
+  if d.dataset != "synth" and not d.root and not copy:
     raise ValueError(f"config.data.root is required for dataset {d.dataset!r} (see docs/localization.md)")
-  if d.dataset != "synth" and not d.options.get("sketch_root"):
+  if d.dataset != "synth" and not d.options.get("sketch_root") and not copy:
     raise ValueError(f"config.data.options.sketch_root (the QuickDraw <class>.ndjson folder) is required for "
                      f"dataset {d.dataset!r} (see docs/localization.md)")
   configs.check_positive(config, "data.short_side", "data.max_side", "data.max_boxes", "data.sketch_size",
@@ -164,7 +166,7 @@ def table(config: ml_collections.ConfigDict, workdir: str) -> experiment.Table:
 
   def pictures(rows: dict) -> None:
     path = os.path.join(workdir, EXAMPLES_FILE)
-    draw_examples(config, source_for(next(iter(rows))), workdir, list(rows), path)
+    localization_pictures.draw_examples(config, source_for(next(iter(rows))), workdir, list(rows), path)
     logging.info("examples: %s", path)
 
   desc = (f"{config.data.dataset}, COCO AP (pycocotools) of one query per (test image, category present), "
@@ -180,68 +182,3 @@ def table(config: ml_collections.ConfigDict, workdir: str) -> experiment.Table:
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   started = time.perf_counter()
   return experiment.run(table(config, workdir), workdir, started=started)
-
-
-# --------------------------------------------------------------------------------------------- the picture
-
-@dataclasses.dataclass
-class _Query:
-  split: str
-  index: int  # query index in the split
-
-
-def _pick_queries(source, per_split: int) -> list[_Query]:
-  out = []
-  for name in ("test_seen", "test_unseen"):
-    n = len(source.split(name))
-    out += [_Query(name, int(i)) for i in np.linspace(0, n - 1, min(per_split, n)).astype(int)] if n else []
-  return out
-
-
-def _boxes_of(path: str, image_id: int, category_id: int, top: int) -> list[tuple[list[float], float]]:
-  try:
-    with open(path) as f:
-      results = json.load(f)
-  except OSError:
-    return []
-  mine = [r for r in results if r["image_id"] == image_id and r["category_id"] == category_id]
-  mine.sort(key=lambda r: -r["score"])
-  return [(r["bbox"], r["score"]) for r in mine[:top]]
-
-
-def draw_examples(config, source, workdir: str, methods, path: str, per_split: int = 3, cell: int = 160) -> None:
-  """Rows: queries (seen, then unseen); columns: the sketch, the image with its ground truth, each row's top boxes."""
-  queries = _pick_queries(source, per_split)
-  if not queries:
-    return
-  names = {"test_seen": "seen", "test_unseen": "unseen"}
-  canvas = Image.new("RGB", (cell * (2 + len(methods)), 16 + cell * len(queries)), "white")
-  draw = ImageDraw.Draw(canvas)
-  for j, title in enumerate(["sketch", "ground truth"] + list(methods)):
-    draw.text((j * cell + 4, 2), title, fill="black")
-  for i, q in enumerate(queries):
-    split = source.split(q.split)
-    sample, item = split[q.index], split.items[q.index]
-    y = 16 + i * cell
-    canvas.paste(Image.fromarray(sample.sketches[0]).resize((cell - 4, cell - 4)), (2, y + 2))
-    draw.text((4, y + 4), f"{sample.query_category} ({names[q.split]})", fill="blue")
-    h, w = sample.image.shape[:2]
-    s = (cell - 4) / max(h, w)
-    photo = Image.fromarray(sample.image).resize((max(1, round(w * s)), max(1, round(h * s))))
-    for j in range(1 + len(methods)):
-      x = (j + 1) * cell + 2
-      canvas.paste(photo, (x, y + 2))
-      if j == 0:
-        for box in sample.query_boxes:
-          draw.rectangle([x + box[0] * s, y + 2 + box[1] * s, x + box[2] * s, y + 2 + box[3] * s], outline="lime",
-                         width=2)
-        continue
-      det = os.path.join(experiment.row_dir(workdir, methods[j - 1], 0), f"detections_{names[q.split]}.json")
-      for rank, (b, score) in enumerate(_boxes_of(det, item.image + 1, item.label + 1, 3)):
-        red = (255, 60 + 80 * rank, 60 + 80 * rank)
-        draw.rectangle([x + b[0] * s, y + 2 + b[1] * s, x + (b[0] + b[2]) * s, y + 2 + (b[1] + b[3]) * s],
-                       outline=red, width=2 if rank == 0 else 1)
-        if rank == 0:
-          draw.text((x + 3, y + cell - 14), f"{score:.2f}", fill=red)
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  canvas.save(path)

@@ -194,10 +194,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
   configs.check_choice(config, "data.dataset", data_lib.DATASETS)
   configs.check_choice(config, "data.holdout", ("", "categories", "instances"))
   clip_pretrain.validate_clip_init(config)
-  if config.data.dataset != "synth":
+  if config.data.dataset != "synth" and not config.data.get("tfds_data_dir"):
     if not config.data.root:
       raise ValueError(f"config.data.root is required for dataset {config.data.dataset!r}: the directory of "
-                       "your local copy (see docs/datasets.md)")
+                       "your local copy, or config.data.tfds_data_dir for its TFDS copy (see docs/datasets.md)")
     if not os.path.isdir(config.data.root):
       raise ValueError(f"config.data.root={config.data.root!r}: no such directory")
   configs.validate_train(config.zs_train)
