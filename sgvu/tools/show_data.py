@@ -4,12 +4,16 @@
   python -m sgvu.tools.show_data --dataset=synth --out=synth.png
   python -m sgvu.tools.show_data --dataset=quickdraw --root=/data/qd --option max_per_class=500
   python -m sgvu.tools.show_data --dataset=sketchy --tfds_data_dir=gs://bucket/tfds   (a build_tfds copy)
+  python -m sgvu.tools.show_data --dataset=cstbir --root=/data/CSTBIR   (composed / localization: show_data_more)
+  python -m sgvu.tools.show_data --dataset=synth --kind=localization --option "num_scenes=(20, 5, 10)"
 
 Decodes every photo and sketch of every split (progress with an ETA on
 stderr), prints per split the number of categories, photos, sketches and
 skipped files (naming each skipped file and why), and writes a PNG grid:
 per column a photo, the sketch at 25 / 50 / 100 % (vector sketches) or the
-raster sketch, and the caption where the dataset has one.
+raster sketch, and the caption where the dataset has one. The composed (sketch + text) and
+localization datasets (registry.COMPOSED_DATASETS, LOCALIZATION_DATASETS) are checked and drawn by
+sgvu.tools.show_data_more; 'synth' is the retrieval one unless --kind=localization.
 """
 
 from __future__ import annotations
@@ -249,9 +253,14 @@ def _parse_options(options: Sequence[str]) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+  from sgvu.tools import show_data_more  # pylint: disable=g-import-not-at-top
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--dataset", required=True, choices=sorted(DATASETS))
-  parser.add_argument("--root", default=None, help="dataset folder (not for synth)")
+  names = sorted(set().union(*show_data_more.TABLES.values()))
+  parser.add_argument("--dataset", required=True, choices=names)
+  parser.add_argument("--kind", default=None, choices=show_data_more.KINDS,
+                      help="which table --dataset is from (default: the first that has it; "
+                           "--dataset=synth --kind=localization for the synthetic scenes)")
+  parser.add_argument("--root", default=None, help="dataset folder (not for the generated synth*)")
   parser.add_argument("--tfds_data_dir", default=None,
                       help="read the TFDS copy that sgvu.tools.build_tfds wrote here instead of --root")
   parser.add_argument("--out", default="grid.png", help="grid PNG to write")
@@ -260,8 +269,9 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--option", action="append", default=[],
                       help="reader option key=value (e.g. max_per_class=500, extended=False)")
   parser.add_argument("--limit", type=int, default=0,
-                      help="decode only the first N photos / sketches per split (0: all)")
-  parser.add_argument("--columns", type=int, default=8)
+                      help="decode only the first N photos / sketches (images / queries) per split (0: all)")
+  parser.add_argument("--columns", type=int, default=8,
+                      help="samples per split: columns of a retrieval grid, rows of a composed / localization one")
   parser.add_argument("--cell", type=int, default=96, help="grid cell size in pixels")
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--threads", type=int, default=4, help="decoding threads")
@@ -270,11 +280,20 @@ def main(argv: Sequence[str] | None = None) -> int:
   args = parser.parse_args(argv)
   if args.root and args.tfds_data_dir:
     parser.error("give --root or --tfds_data_dir, not both")
+  kind = args.kind or show_data_more.kind_of(args.dataset)
+  if args.dataset not in show_data_more.TABLES[kind]:
+    parser.error(f"{args.dataset} is not a {kind} dataset; {kind} ones: {sorted(show_data_more.TABLES[kind])}")
   try:
+    options = _parse_options(args.option)
+    if not args.root and not args.tfds_data_dir and args.dataset not in show_data_more.GENERATED[kind]:
+      raise DataError(f"{args.dataset}: give --root=DIR (the dataset folder) or --tfds_data_dir=DIR (its "
+                      "sgvu.tools.build_tfds copy); see docs/datasets.md")
+    if kind != "retrieval":
+      return show_data_more.run(args, kind, options)
     if args.tfds_data_dir:
-      source = get_tfds_source(args.dataset, args.tfds_data_dir, **_parse_options(args.option))
+      source = get_tfds_source(args.dataset, args.tfds_data_dir, **options)
     else:
-      source = get_source(args.dataset, args.root, **_parse_options(args.option))
+      source = get_source(args.dataset, args.root, **options)
     splits = args.split or list(source.split_names)
     reports = [check_split(source, s, args.limit or None, not args.no_progress, args.threads)
                for s in splits]
