@@ -4,9 +4,12 @@ through `data.root`: the same splits, items, samples and skips, by the code each
 import numpy as np
 import pytest
 
-from experiments import cstbir_vg, localization, localization_coco, zs_sbir, zs_sbir_sketchy
+from experiments import (cstbir_vg, duet_shoev2, localization, localization_coco, localization_voc,
+                         on_the_fly_chairv2, on_the_fly_shoev2, zs_sbir, zs_sbir_quickdraw, zs_sbir_sketchy,
+                         zs_sbir_tuberlin)
 from sgvu.data import configured, pipeline, tfds_builders, tfds_composed, tfds_localization
 from sgvu.tasks import composed_common
+from sgvu.tasks import fg_sbir
 from sgvu.tasks import zs_sbir as zs_task
 from sgvu.tasks import localization as localization_task
 import test_tfds
@@ -22,16 +25,35 @@ def _both(config, root, out):
   return by_root, by_copy
 
 
-def test_retrieval_config_reads_the_copy_as_the_folder(tmp_path):
+# dataset -> (its real-data config, how that task opens it)
+RETRIEVAL = {
+    "sketchy": (zs_sbir_sketchy, lambda c: configured.source_from_config(c.data, materialize=False,
+                                                                       **zs_task.source_options(c))),
+    "tuberlin": (zs_sbir_tuberlin, lambda c: configured.source_from_config(c.data, materialize=False,
+                                                                         **zs_task.source_options(c))),
+    "quickdraw": (zs_sbir_quickdraw, lambda c: configured.source_from_config(c.data, materialize=False,
+                                                                           **zs_task.source_options(c))),
+    "shoev2": (on_the_fly_shoev2, lambda c: fg_sbir.make_source(c, 32)),
+    "chairv2": (on_the_fly_chairv2, lambda c: fg_sbir.make_source(c, 32)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RETRIEVAL))
+def test_retrieval_config_reads_the_copy_as_the_folder(tmp_path, name):
   bad = 0
-  write, options, _ = test_tfds.CASES["sketchy"]
+  write, options, _ = test_tfds.CASES[name]
   root, out = str(tmp_path / "d"), str(tmp_path / "out")
   write(root)
-  tfds_builders.build("sketchy", root, out, options)
-  a, b = _both(zs_sbir_sketchy.get_config(), root, out)
-  b.model.clip_init = str(tmp_path)  # (validate only checks that one is named)
-  zs_task.validate(b)  # a copy needs no data.root
-  sources = [configured.source_from_config(c.data, materialize=False, **zs_task.source_options(c)) for c in (a, b)]
+  tfds_builders.build(name, root, out, options)
+  module, open_source = RETRIEVAL[name]
+  a, b = _both(module.get_config(), root, out)
+  for c in (a, b):
+    c.data.reader_options.update(options)
+    c.data.materialize = False
+  if name == "sketchy":
+    b.model.clip_init = str(tmp_path)  # (validate only checks that one is named)
+    zs_task.validate(b)  # a copy needs no data.root
+  sources = [open_source(c) for c in (a, b)]
   for split in ("train", "test"):
     sa, sb = (s.split(split) for s in sources)
     assert sa == sb and len(sa.photos) and len(sa.sketches)
@@ -47,11 +69,16 @@ def test_retrieval_config_reads_the_copy_as_the_folder(tmp_path):
   assert bad  # the fixture's corrupt files are skipped and counted alike
 
 
-def test_composed_config_reads_the_copy_as_the_folder(tmp_path):
+@pytest.mark.parametrize("name", ["cstbir", "fscoco", "shoev2_duet", "chairv2_duet"])
+def test_composed_config_reads_the_copy_as_the_folder(tmp_path, name):
   root, out = str(tmp_path / "d"), str(tmp_path / "out")
-  test_tfds_composed.WRITERS["cstbir"](root)
-  tfds_composed.build("cstbir", root, out)
-  a, b = _both(cstbir_vg.get_config(), root, out)
+  test_tfds_composed.WRITERS[name](root)
+  tfds_composed.build(name, root, out)
+  config = (duet_shoev2 if name.endswith("_duet") else cstbir_vg).get_config()
+  config.data.dataset = name
+  if name == "fscoco":
+    config.data.reader_options = type(config.data.reader_options)()
+  a, b = _both(config, root, out)
   sources = [composed_common.make_source(c) for c in (a, b)]
   assert sources[0].split_names == sources[1].split_names
   for split in sources[0].split_names:
@@ -63,11 +90,12 @@ def test_composed_config_reads_the_copy_as_the_folder(tmp_path):
   assert tuple(sources[0].skipped) == tuple(sources[1].skipped) and sources[0].skipped
 
 
-def test_localization_config_reads_the_copy_as_the_folder(tmp_path):
+@pytest.mark.parametrize("name", ["coco", "voc"])
+def test_localization_config_reads_the_copy_as_the_folder(tmp_path, name):
   root, out = str(tmp_path / "d"), str(tmp_path / "out")
-  options = test_tfds_localization.WRITERS["coco"](root)
-  tfds_localization.build("coco", root, out, **options)
-  a, b = _both(localization_coco.get_config(), root, out)
+  options = test_tfds_localization.WRITERS[name](root)
+  tfds_localization.build(name, root, out, **options)
+  a, b = _both((localization_coco if name == "coco" else localization_voc).get_config(), root, out)
   for c in (a, b):
     c.data.options.update(options)
   b.data.options.sketch_root = ""  # the copy holds the query sketches
