@@ -73,6 +73,7 @@ def add_context_voc_sketchy(c: ml_collections.ConfigDict, arg: str) -> ml_collec
   add_context(c, arg)
   c.pretext_data = ml_collections.ConfigDict()
   c.pretext_data.root = ""  # required: --config.pretext_data.root=/path/to/VOC2012 (JPEGImages/, ImageSets/Main/)
+  c.pretext_data.tfds_data_dir = ""  # or the copy build_tfds --dataset=voc2012_images made (then root is not needed)
   c.pretext_data.split = "train"  # the ids of ImageSets/Main/<split>.txt: train (5,717 images) | val | trainval
   c.pretext_data.max_images = 0  # 0: every image of the split
   c.data.dataset = "sketchy"

@@ -124,6 +124,14 @@ def get_tfds_localization_source(name: str, data_dir: str, **options: Any):
   return tfds_localization.open(name, data_dir, **options)
 
 
+def get_tfds_voc_images(data_dir: str, split: str, max_images: int | None = None):
+  """The PASCAL VOC 2012 pretext photos of `split` from the copy in `data_dir` (local or gs://), read as
+  sgvu.data.voc_images.VOCImages(root, split, max_images) reads the folder it was built from
+  (sgvu.data.tfds_voc_images; `--dataset=voc2012_images`)."""
+  from sgvu.data import tfds_voc_images  # pylint: disable=g-import-not-at-top
+  return tfds_voc_images.open(data_dir, split, max_images=max_images)
+
+
 # Composed (sketch + text) retrieval datasets (sgvu.data.composed): their own interface, so their own table.
 def _composed_synth(cls_name: str) -> Callable[..., Any]:
   def make(root: str | None, **options: Any):

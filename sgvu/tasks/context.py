@@ -30,7 +30,7 @@ import ml_collections
 import numpy as np
 
 from sgvu import configs, evaluators, experiment, train
-from sgvu.data import configured, edges as edges_lib, pipeline, voc_images
+from sgvu.data import configured, edges as edges_lib, pipeline, registry, voc_images
 from sgvu.evaluators import per_class_retrieval as _evaluator  # noqa: F401  found by name; imported so tables hash it
 from sgvu.tasks import context_models as models
 from sgvu.tasks import context_pictures as pictures
@@ -60,8 +60,11 @@ class Data:
     self.pretext_skipped = 0  # VOC images that could not be read
     if is_real(config):
       self.eval_source = _real_eval_source(d)
-      voc = voc_images.VOCImages(config.pretext_data.root, config.pretext_data.split,
-                                 max_images=config.pretext_data.max_images or None)
+      pd = config.pretext_data
+      if pd.get("tfds_data_dir"):  # the copy build_tfds --dataset=voc2012_images made: same ids, pixels, skips
+        voc = registry.get_tfds_voc_images(pd.tfds_data_dir, pd.split, max_images=pd.max_images or None)
+      else:
+        voc = voc_images.VOCImages(pd.root, pd.split, max_images=pd.max_images or None)
       self.photos, self.pretext_skipped = voc.load_all(size)
       # No evaluation class here: those are all in the test split.
       self.classifier_photos, self.classifier_labels = _images(self.eval_source, "train", "photo", size)
@@ -259,6 +262,8 @@ def _validate_real(config: ml_collections.ConfigDict) -> None:
   for key, root, name, layout in copies:
     if key == "data.root" and d.get("tfds_data_dir"):
       continue  # Sketchy from its TFDS copy
+    if key == "pretext_data.root" and config.pretext_data.get("tfds_data_dir"):
+      continue  # VOC 2012 from its TFDS copy
     if not root:
       raise ValueError(f"config.{key} is required: the local copy of {name}, laid out as\n{layout}\n"
                        f"e.g. --config.{key}=/data/... (docs/context.md)")

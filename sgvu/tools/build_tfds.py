@@ -6,6 +6,7 @@
   python -m sgvu.tools.build_tfds --dataset=cstbir --manual_dir=/data/CSTBIR --data_dir=/data/tfds
   python -m sgvu.tools.build_tfds --dataset=coco --manual_dir=/data/coco --option sketch_root=/data/quickdraw \
       --data_dir=/data/tfds
+  python -m sgvu.tools.build_tfds --dataset=voc2012_images --manual_dir=/data/VOC2012 --data_dir=/data/tfds
 
 --manual_dir is the folder the directory reader reads (docs/datasets.md); --option passes reader
 options (they also name the copy: <data_dir>/sgvu_<name>/<config>/<version>). Every file is
@@ -29,6 +30,7 @@ from sgvu.tools.show_data import _parse_options
 # The other families' names, here so that --help imports no TFDS (each module's DATASETS says the same; tested).
 COMPOSED_DATASETS = ("cstbir", "fscoco", "shoev2_duet", "chairv2_duet")  # sgvu.data.tfds_composed
 LOCALIZATION_DATASETS = ("coco", "voc")  # sgvu.data.tfds_localization
+VOC_IMAGES_DATASETS = ("voc2012_images",)  # sgvu.data.tfds_voc_images (the context task's pretext photos)
 
 
 def summary(meta: dict) -> str:
@@ -48,24 +50,30 @@ def summary(meta: dict) -> str:
 
 
 def _family(dataset: str):
-  """The module that builds copies of `dataset`'s family (composed / localization; imports TFDS)."""
+  """The module that builds copies of `dataset`'s family (composed / localization / VOC images; imports TFDS)."""
   # pylint: disable=g-import-not-at-top
   if dataset in COMPOSED_DATASETS:
     from sgvu.data import tfds_composed as module
+  elif dataset in VOC_IMAGES_DATASETS:
+    from sgvu.data import tfds_voc_images as module
   else:
     from sgvu.data import tfds_localization as module
   return module
 
 
 def build_other(args) -> int:
-  """Composed and localization datasets: their own index and records (sgvu.data.tfds_composed / _localization)."""
+  """Composed, localization and VOC image datasets: their own index and records (sgvu.data.tfds_composed /
+  _localization / _voc_images)."""
   module = _family(args.dataset)
   try:
     options = _parse_options(args.option)
     path = module.dataset_dir(args.data_dir, args.dataset, options)
     reused = not args.overwrite and os.path.isfile(os.path.join(path, "dataset_info.json"))
-    path = module.build(args.dataset, args.manual_dir, args.data_dir, overwrite=args.overwrite, threads=args.threads,
-                        report=lambda s: print(s, file=sys.stderr, flush=True), **options)
+    kw = dict(overwrite=args.overwrite, threads=args.threads, report=lambda s: print(s, file=sys.stderr, flush=True))
+    if args.dataset in VOC_IMAGES_DATASETS:  # one copy of every split; no reader options
+      path = module.build(args.manual_dir, args.data_dir, **kw)
+    else:
+      path = module.build(args.dataset, args.manual_dir, args.data_dir, **kw, **options)
     meta = module.metadata(path)
   except DataError as e:
     print(f"error: {e}", file=sys.stderr)
@@ -78,7 +86,8 @@ def build_other(args) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--dataset", required=True,
-                      choices=list(fmt.DATASETS) + list(COMPOSED_DATASETS) + list(LOCALIZATION_DATASETS))
+                      choices=list(fmt.DATASETS) + list(COMPOSED_DATASETS) + list(LOCALIZATION_DATASETS)
+                      + list(VOC_IMAGES_DATASETS))
   parser.add_argument("--manual_dir", required=True, help="the dataset folder the directory reader reads")
   parser.add_argument("--data_dir", required=True, help="TFDS data_dir to write (local or gs://)")
   parser.add_argument("--option", action="append", default=[],
