@@ -215,3 +215,12 @@ def write_qmul(root: str, name: str = "ShoeV2", train_photos: int = 3, test_phot
   with open(os.path.join(folder, f"{name}_Coordinate"), "wb") as f:
     pickle.dump(coords, f)
   return {"root": root, "folder": folder, "photos": photos, "keys": keys, "bad": bad}
+
+
+def outcome(fn):
+  """fn() or, when it raises BadSample, ("bad", key, reason): loads from a folder and from its copy compare alike."""
+  from sgvu.data.base import BadSample  # pylint: disable=g-import-not-at-top
+  try:
+    return fn()
+  except BadSample as e:
+    return ("bad", e.key, e.reason)

@@ -16,7 +16,7 @@ import tensorflow_datasets as tfds
 import fixtures_data as fx
 from sgvu.data import get_source, pipeline, tfds_builders, tfds_source
 from sgvu.data import tfds_format as fmt
-from sgvu.data.base import BadSample, DataError
+from sgvu.data.base import DataError
 from sgvu.data.registry import get_tfds_source
 from sgvu.tools import build_tfds, show_data
 
@@ -57,11 +57,7 @@ def _build(tmp_path, name, **kw):
   return root, out, options, result, lines
 
 
-def _outcome(fn):
-  try:
-    return fn()
-  except BadSample as e:
-    return ("bad", e.key, e.reason)
+_outcome = fx.outcome
 
 
 def _assert_same_outcome(a, b):

@@ -83,11 +83,7 @@ def _build(tmp_path, name, **options):
   return root, out, path, lines
 
 
-def _outcome(fn):
-  try:
-    return fn()
-  except BadSample as e:
-    return ("bad", e.key, e.reason)
+_outcome = fx.outcome
 
 
 def _assert_same(a, b):

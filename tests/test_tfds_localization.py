@@ -17,7 +17,7 @@ import fixtures_data as fx
 from sgvu.data import localization as loc
 from sgvu.data import localization_pipeline as lp
 from sgvu.data import registry, tfds_localization as tl
-from sgvu.data.base import BadSample, DataError, SketchItem
+from sgvu.data.base import DataError, SketchItem
 from sgvu.data.voc_localization import VOC_CATEGORIES
 from test_localization_data import FRACTIONS, QD, _coco, _jpeg, _quickdraw, _voc_xml
 
@@ -89,11 +89,7 @@ def case(request, tmp_path_factory):
   return dict(name=name, root=root, out=out, options=options, path=path, lines=lines)
 
 
-def _outcome(fn):
-  try:
-    return fn()
-  except BadSample as e:
-    return ("bad", e.key, e.reason)
+_outcome = fx.outcome
 
 
 def _same_arrays(a, b):

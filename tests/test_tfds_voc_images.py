@@ -14,7 +14,7 @@ import pytest
 import fixtures_data
 from experiments import blocks, context_voc_sketchy
 from sgvu.data import registry, tfds_voc_images as tv
-from sgvu.data.base import BadSample, DataError
+from sgvu.data.base import DataError
 from sgvu.data.voc_images import VOCImages
 from sgvu.tasks import context
 from sgvu.tools import build_tfds
@@ -43,11 +43,7 @@ def _build(tmp_path, **kw):
   return root, out, path, lines
 
 
-def _outcome(fn):
-  try:
-    return fn()
-  except BadSample as e:
-    return ("bad", e.key, e.reason)
+_outcome = fixtures_data.outcome
 
 
 def _assert_same(a, b):

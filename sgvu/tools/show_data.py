@@ -138,20 +138,24 @@ def _font(size: int):
     return ImageFont.load_default()
 
 
-def _pick_columns(source: Source, split: str, columns: int, seed: int) -> list[int]:
-  """Sketch indices, one per category first (round robin), deterministic."""
-  sp = source.split(split)
+def round_robin(labels, count: int, seed: int) -> list[int]:
+  """`count` indices into `labels`, one per label first (round robin over the labels in order), deterministic."""
   rng = np.random.default_rng(seed)
   by_label: dict[int, list[int]] = {}
-  for i, s in enumerate(sp.sketches):
-    by_label.setdefault(s.label, []).append(i)
+  for i, label in enumerate(labels):
+    by_label.setdefault(int(label), []).append(i)
   pools = [list(rng.permutation(v)) for _, v in sorted(by_label.items())]
   out = []
-  while len(out) < columns and any(pools):
+  while len(out) < count and any(pools):
     for pool in pools:
-      if pool and len(out) < columns:
+      if pool and len(out) < count:
         out.append(int(pool.pop()))
   return out
+
+
+def _pick_columns(source: Source, split: str, columns: int, seed: int) -> list[int]:
+  """Sketch indices, one per category first (round robin), deterministic."""
+  return round_robin([s.label for s in source.split(split).sketches], columns, seed)
 
 
 def _tile(img: np.ndarray | None, cell: int, text: str | None = None) -> Image.Image:
@@ -226,12 +230,16 @@ def draw_grid(source: Source, splits: Sequence[str], path: str, columns: int = 8
               if source.split(s).sketches]
   if not sections:
     raise DataError(f"{source.name}: no sketches in splits {list(splits)}; nothing to draw")
-  width = max(s.width for s in sections)
-  grid = Image.new("RGB", (width, sum(s.height + 8 for s in sections)), "white")
+  return stack(sections, path)
+
+
+def stack(sections: list[Image.Image], path: str, gap: int = 8) -> Image.Image:
+  """The pictures one under another (left-aligned, `gap` px apart) on white, saved to `path`."""
+  grid = Image.new("RGB", (max(s.width for s in sections), sum(s.height + gap for s in sections)), "white")
   y = 0
   for s in sections:
     grid.paste(s, (0, y))
-    y += s.height + 8
+    y += s.height + gap
   grid.save(path)
   return grid
 

@@ -17,7 +17,6 @@ The folder and its TFDS copy print and draw the same (tests/test_show_data_more.
 
 from __future__ import annotations
 
-import collections
 import concurrent.futures
 import dataclasses
 import functools
@@ -31,7 +30,7 @@ from sgvu import fonts
 from sgvu.data import composed as composed_lib
 from sgvu.data import registry, sketch_files
 from sgvu.data.base import BadSample, DataError
-from sgvu.tools.show_data import Progress
+from sgvu.tools.show_data import Progress, round_robin, stack
 
 KINDS = ("retrieval", "composed", "localization")
 TABLES = {"retrieval": registry.DATASETS, "composed": registry.COMPOSED_DATASETS,
@@ -196,21 +195,6 @@ def format_localization(source, reports: Sequence[SplitReport]) -> str:
 # ---------------------------------------------------------------------------- the grid
 
 
-def _pick(labels: Sequence[int], rows: int, seed: int) -> list[int]:
-  """Indices, one per label first (round robin over the labels in order), deterministic."""
-  rng = np.random.default_rng(seed)
-  by_label: dict[int, list[int]] = collections.defaultdict(list)
-  for i, label in enumerate(labels):
-    by_label[int(label)].append(i)
-  pools = [list(rng.permutation(v)) for _, v in sorted(by_label.items())]
-  out = []
-  while len(out) < rows and any(pools):
-    for p in pools:
-      if p and len(out) < rows:
-        out.append(int(p.pop()))
-  return out
-
-
 def _fit(img: np.ndarray, cell: int) -> tuple[Image.Image, float, int, int]:
   """(img scaled to fit cell x cell and centred on grey, scale, x offset, y offset)."""
   h, w = img.shape[:2]
@@ -298,7 +282,7 @@ def _localization_row(source, sp, item, cell: int) -> list[tuple[str, Any]]:
 
 def draw_composed_split(source, split: str, rows: int, cell: int, seed: int) -> Image.Image:
   sp = source.split(split)
-  picks = _pick([q.label for q in sp.queries], rows, seed)
+  picks = round_robin([q.label for q in sp.queries], rows, seed)
   title = (f"{source.name} / {split}: {len(sp.categories)} categories, {len(sp.images)} images, "
            f"{len(sp.queries)} queries")
   return _section(title, [_composed_row(source, split, sp.queries[i], cell) for i in picks], cell,
@@ -307,7 +291,7 @@ def draw_composed_split(source, split: str, rows: int, cell: int, seed: int) -> 
 
 def draw_localization_split(source, split: str, rows: int, cell: int, seed: int) -> Image.Image:
   sp = source.split(split)
-  picks = _pick([it.label for it in sp.items], rows, seed)
+  picks = round_robin([it.label for it in sp.items], rows, seed)
   title = f"{source.name} / {split}: {len(sp.categories)} categories, {len(sp.images)} images, {len(sp)} queries"
   return _section(title, [_localization_row(source, sp, sp.items[i], cell) for i in picks], cell, 100)
 
@@ -319,13 +303,7 @@ def draw_grid(kind: str, source, splits: Sequence[str], path: str, rows: int, ce
     sections = [draw_localization_split(source, s, rows, cell, seed) for s in splits if len(source.split(s))]
   if not sections:
     raise DataError(f"{source.name}: no queries in splits {list(splits)}; nothing to draw")
-  grid = Image.new("RGB", (max(s.width for s in sections), sum(s.height + 8 for s in sections)), "white")
-  y = 0
-  for s in sections:
-    grid.paste(s, (0, y))
-    y += s.height + 8
-  grid.save(path)
-  return grid
+  return stack(sections, path)
 
 
 # ---------------------------------------------------------------------------- CLI (show_data.main's arguments)
