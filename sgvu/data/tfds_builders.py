@@ -135,8 +135,7 @@ class _Builder(ReaderBuilder, skip_registration=True):
   def _split_generators(self, dl_manager) -> dict[str, Iterator]:
     source = self._source
     if source is None:  # driven by TFDS directly (not build()): open the manual_dir here
-      from sgvu.data.registry import get_source  # pylint: disable=g-import-not-at-top
-      source = get_source(self.DATASET, os.fspath(dl_manager.manual_dir), **self._options)
+      source = fmt.directory_reader(self.DATASET, os.fspath(dl_manager.manual_dir), self._options)
     root = str(getattr(source, "root", "") or "")
     bad: dict[str, str] = {}  # key -> reason, for files that fail to decode
     meta: dict[str, Any] = {
@@ -229,9 +228,8 @@ def build(dataset: str, manual_dir: str, data_dir: str, options: Mapping[str, An
     report(f"reused the complete build at {builder.data_path} (built from {meta.get('manual_dir')!r}; "
            "--overwrite rebuilds)")
     return BuildResult(os.fspath(builder.data_path), True, meta)
-  from sgvu.data.registry import get_source  # pylint: disable=g-import-not-at-top
   # Absolute, so the keys (file paths) do not depend on the directory the build ran in.
-  source = get_source(dataset, os.path.abspath(manual_dir), **options)
+  source = fmt.directory_reader(dataset, os.path.abspath(manual_dir), options)
   builder._source = source  # pylint: disable=protected-access  # indexed once, here
   prepare(builder, manual_dir, overwrite, report, fmt.dataset_dir(data_dir, dataset, options))
   return BuildResult(os.fspath(builder.data_path), False, dict(builder.info.metadata["sgvu"]))

@@ -62,6 +62,15 @@ def content_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
                                                 and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)})
 
 
+def directory_reader(name: str, root: str, options: Mapping[str, Any]) -> ComposedSource:
+  """The folder reader a copy is built from (as registry.get_composed_source reads it; imported directly, so
+  the registry, which opens copies, and this module do not import each other)."""
+  content_options(name, options)  # names a misspelt option, as the registry would
+  from sgvu.data import composed_real  # pylint: disable=g-import-not-at-top
+  cls_name, fixed = DATASETS[name]
+  return getattr(composed_real, cls_name)(root, **fixed, **options)
+
+
 def config_name(name: str, options: Mapping[str, Any]) -> str:
   """As tfds_format.config_name: 'default', 'verify-full', or a hash for values such as a texts path."""
   return fmt.config_name_of(content_options(name, options))
@@ -113,8 +122,7 @@ class _Builder(ReaderBuilder, skip_registration=True):
   def _split_generators(self, dl_manager):
     source = self._source
     if source is None:  # driven by TFDS directly (not build())
-      from sgvu.data.registry import get_composed_source  # pylint: disable=g-import-not-at-top
-      source = get_composed_source(self.DATASET, os.fspath(dl_manager.manual_dir), **self._options)
+      source = directory_reader(self.DATASET, os.fspath(dl_manager.manual_dir), self._options)
     root = str(getattr(source, "root", "") or "")
     first = {"images": {}, "sketches": {}}  # key -> what loads it: (split, index) / a query; first appearance
     for split in source.split_names:
@@ -210,9 +218,8 @@ def build(name: str, manual_dir: str, data_dir: str, *, overwrite: bool = False,
   if builder.data_path.exists() and builder.is_prepared() and not overwrite:  # TFDS renames in at the end
     report(f"reused the complete build at {path} (--overwrite rebuilds)")
     return path
-  from sgvu.data.registry import get_composed_source  # pylint: disable=g-import-not-at-top
   # Absolute, so the keys (file paths) do not depend on the directory the build ran in.
-  builder._source = get_composed_source(name, os.path.abspath(manual_dir), **reader_options)  # pylint: disable=protected-access
+  builder._source = directory_reader(name, os.path.abspath(manual_dir), reader_options)  # pylint: disable=protected-access
   prepare(builder, manual_dir, overwrite, report, dataset_dir(data_dir, name, reader_options))
   return path
 

@@ -75,6 +75,14 @@ def _reader_class(dataset: str) -> type:
   return QMUL
 
 
+def directory_reader(dataset: str, root: str, options: Mapping[str, Any]):
+  """The folder reader a copy is built from, as registry.get_source opens it (imported directly: the registry
+  opens copies, so the TFDS modules must not import it back)."""
+  content_options(dataset, options)  # a misspelt option is named, as the registry would
+  variant = {"shoev2": {"variant": "ShoeV2"}, "chairv2": {"variant": "ChairV2"}}.get(dataset, {})
+  return _reader_class(dataset)(root, **variant, **options)
+
+
 def canonical(value: Any) -> Any:
   """JSON-able form (tuples become lists), so ('a',) and ['a'] name the same copy."""
   return json.loads(json.dumps(value, sort_keys=True))

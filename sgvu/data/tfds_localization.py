@@ -61,6 +61,17 @@ def content_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
   return fmt.content_options_of(name, options, _params(name), read_only=READ_TIME_OPTIONS, doc="docs/localization.md")
 
 
+def directory_reader(name: str, root: str, options: Mapping[str, Any]):
+  """The folder reader a copy is built from (as registry.get_localization_source reads it; imported directly,
+  so the registry, which opens copies, and this module do not import each other)."""
+  check_name(name)
+  try:
+    inspect.signature(READERS[name]).bind(root, **options)
+  except TypeError as e:
+    raise DataError(f"{name}: bad option ({e}); see docs/datasets.md") from None
+  return READERS[name](root, **options)
+
+
 def config_name(name: str, options: Mapping[str, Any]) -> str:
   """As tfds_format.config_name (which knows only the retrieval readers): 'default' or 'max_images-500'."""
   return fmt.config_name_of(content_options(name, options))
@@ -175,8 +186,7 @@ class _Builder(ReaderBuilder, skip_registration=True):
   def _split_generators(self, dl_manager):
     source = self._source
     if source is None:  # driven by TFDS directly, not build()
-      from sgvu.data.registry import get_localization_source  # pylint: disable=g-import-not-at-top
-      source = get_localization_source(self.DATASET, os.fspath(dl_manager.manual_dir), **self._options)
+      source = directory_reader(self.DATASET, os.fspath(dl_manager.manual_dir), self._options)
     meta, plans, sketches = _index(source, self._threads, self._report)
     meta.update(config=self.builder_config.name, options=content_options(self.DATASET, self._options))
     self.info.metadata["sgvu"] = meta
@@ -234,9 +244,7 @@ def build(name: str, manual_dir: str, data_dir: str, *, overwrite: bool = False,
   if builder.data_path.exists() and builder.is_prepared() and not overwrite:
     report(f"reused the complete build at {builder.data_path} (overwrite=True rebuilds)")
     return os.fspath(builder.data_path)
-  from sgvu.data.registry import get_localization_source  # pylint: disable=g-import-not-at-top
-  # pylint: disable-next=protected-access
-  builder._source = get_localization_source(name, os.path.abspath(manual_dir), **options)
+  builder._source = directory_reader(name, os.path.abspath(manual_dir), options)  # pylint: disable=protected-access
   prepare(builder, manual_dir, overwrite, report, dataset_dir(data_dir, name, options))
   return os.fspath(builder.data_path)
 

@@ -30,7 +30,7 @@ from sgvu import fonts
 from sgvu.data import composed as composed_lib
 from sgvu.data import registry, sketch_files
 from sgvu.data.base import BadSample, DataError
-from sgvu.tools.show_data import Progress, round_robin, stack
+from sgvu.tools.show_common import Progress, round_robin, stack
 
 KINDS = ("retrieval", "composed", "localization")
 TABLES = {"retrieval": registry.DATASETS, "composed": registry.COMPOSED_DATASETS,
